@@ -1,0 +1,102 @@
+"""The interface every segmenter implements, and the lazy slice source they read.
+
+Two operations:
+- `predict_slice`: one 2D prediction on one slice from a box and/or clicks, optionally
+  refining the previous prediction through its low-resolution logits (what the agent
+  calls once per turn);
+- `track`: walk the volume from a seed slice in one direction and yield a mask per slice
+  (what 3D propagation consumes; the stopping rules live in `propagation`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..intensity import Window
+from ..orientation import SlicePlane
+from ..prompts import SlicePrompts
+
+
+@dataclass
+class Prediction:
+    """A 2D result: the binary mask at slice resolution, the model's low-resolution logits
+    (to feed back as mask input on the next turn) and the model's own quality score."""
+
+    mask: np.ndarray
+    logits: object
+    score: float
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Where tracking starts: a slice with either prompts or a finished mask."""
+
+    slice_index: int
+    prompts: SlicePrompts | None = None
+    mask: np.ndarray | None = None
+
+    def __post_init__(self):
+        if (self.prompts is None) == (self.mask is None):
+            raise ValueError("a seed has either prompts or a mask")
+
+
+class SliceFrames:
+    """Display-oriented RGB slices of one volume, windowed on demand (nothing is held
+    beyond the volume itself, so memory does not grow with the number of slices)."""
+
+    def __init__(self, volume_array: np.ndarray, plane: SlicePlane, window: Window):
+        self.plane = plane
+        self.window = window
+        self._stack = plane.to_display(volume_array)
+
+    def __len__(self) -> int:
+        return self._stack.shape[0]
+
+    def __getitem__(self, slice_index: int) -> np.ndarray:
+        return self.window.to_rgb(self._stack[slice_index])
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self._stack.shape[1:]
+
+    @property
+    def pixel_spacing(self) -> tuple[float, float]:
+        return self.plane.pixel_spacing
+
+
+class Segmenter(ABC):
+    """A promptable 2D segmenter that can also follow an object through a volume."""
+
+    name: str = ""
+    uses_mask_input: bool = True
+    """Whether `predict_slice` refines through `previous_logits`; when False, a refining
+    caller re-sends the box with all clicks so far instead of the newest click alone."""
+
+    @abstractmethod
+    def predict_slice(
+        self,
+        image: np.ndarray,
+        prompts: SlicePrompts,
+        previous_logits: object | None = None,
+    ) -> Prediction:
+        """One prediction on an (H, W, 3) uint8 slice; `previous_logits` (from an earlier
+        Prediction on the same slice) is the mask input when `uses_mask_input`."""
+
+    @abstractmethod
+    def track(
+        self,
+        frames: SliceFrames,
+        seed: Seed,
+        locked: Mapping[int, np.ndarray],
+        stop_index: int,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (slice index, mask) from the seed slice to `stop_index` inclusive, one
+        slice at a time, in the direction of `stop_index`. Locked slices are used as given
+        masks (conditioning frames). The caller may stop iterating at any slice."""
+
+    def release(self) -> None:
+        """Free cached state (image embeddings, inference state)."""

@@ -1,0 +1,263 @@
+"""MedSAM2: sam2's video predictor with MedSAM2's 512 px Hiera-Tiny configuration.
+
+Slices are fed from memory as a lazy sequence (windowed, resized to 512 and normalised
+one at a time, when sam2 asks for them), so no JPEG round trip and flat memory in the
+number of slices. The checkpoint comes from a local path or the Hugging Face hub cache and
+is loaded strictly with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import CheckpointError
+from ..prompts import SlicePrompts
+from .base import Prediction, Seed, Segmenter, SliceFrames
+from .checkpoints import load_weights
+from .devices import autocast, resolve_device
+
+HUB_REPO = "wanglab/MedSAM2"
+HUB_FILE = "MedSAM2_latest.pt"
+CONFIG_FILE = "medsam2_hiera_t512.yaml"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+OBJECT_ID = 1
+
+
+def resolve_checkpoint(spec: str | Path | None) -> Path:
+    """A local file, or a hub reference: 'wanglab/MedSAM2' (the default file) or
+    'wanglab/MedSAM2/MedSAM2_CTLesion.pt'. Hub files come through the local hub cache."""
+    if spec is None:
+        return _hub_file(HUB_REPO, HUB_FILE)
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    reference = text.removeprefix("hf://")
+    parts = reference.split("/")
+    local_looking = (
+        not text.startswith("hf://")
+        and (text.startswith(("/", ".", "~")) or len(parts) == 1 or path.parent.is_dir())
+    )
+    if not local_looking and len(parts) in (2, 3) and all(parts):
+        return _hub_file("/".join(parts[:2]), parts[2] if len(parts) == 3 else HUB_FILE)
+    raise CheckpointError(f"checkpoint not found: {text} (give a .pt file or a Hugging Face reference such as {HUB_REPO})")
+
+
+def _hub_file(repo_id: str, filename: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+    except Exception as error:  # offline, unknown repo, HTTP errors: all mean the same to the user
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        raise CheckpointError(
+            f"cannot get {filename} from the Hugging Face repo {repo_id} ({error.__class__.__name__}: {reason}); "
+            f"if this machine is offline, download it elsewhere and pass --checkpoint /path/to/{filename}"
+        ) from None
+
+
+def build_model(config_file: str = CONFIG_FILE) -> torch.nn.Module:
+    """Instantiate the architecture from the shipped config (sam2's base plus MedSAM2's
+    changes) without touching hydra's global state."""
+    import sam2
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.load(resources.files("MedSAMAgentLib.configs").joinpath(config_file))
+    config = OmegaConf.load(Path(sam2.__file__).parent / spec.base)
+    for key, value in spec.overrides.items():
+        OmegaConf.update(config, key, value, force_add=True)
+    OmegaConf.resolve(config)
+    return instantiate(config.model, _recursive_=True)
+
+
+class MedSAM2(Segmenter):
+    name = "medsam2"
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        mixed_precision: bool = True,
+        feature_cache_size: int = 4,
+    ):
+        self.device = resolve_device(device)
+        self.mixed_precision = mixed_precision
+        path = resolve_checkpoint(checkpoint)
+        model = build_model()
+        load_weights(model, path, "MedSAM2")
+        self.checkpoint_path = path
+        self.model = model.to(self.device).eval()
+        self.image_size = int(self.model.image_size)
+        self._features: OrderedDict[bytes, dict] = OrderedDict()
+        self._feature_cache_size = feature_cache_size
+        _quiet_sam2()
+
+    # -- 2D ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_slice(
+        self,
+        image: np.ndarray,
+        prompts: SlicePrompts,
+        previous_logits: torch.Tensor | None = None,
+    ) -> Prediction:
+        height, width = image.shape[:2]
+        scale = torch.tensor([self.image_size / width, self.image_size / height], device=self.device)
+        coords, labels = [], []
+        if prompts.box is not None:
+            box = prompts.box
+            coords += [[box.x0, box.y0], [box.x1, box.y1]]
+            labels += [2, 3]
+        for point in prompts.points:
+            coords.append([point.x, point.y])
+            labels.append(1 if point.positive else 0)
+        points = torch.tensor([coords], dtype=torch.float32, device=self.device) * scale
+        point_labels = torch.tensor([labels], dtype=torch.int32, device=self.device)
+        with self._precision():
+            features = self._image_features(image)
+            sparse, dense = self.model.sam_prompt_encoder(
+                points=(points, point_labels),
+                boxes=None,
+                masks=previous_logits.to(self.device) if previous_logits is not None else None,
+            )
+            low_res, iou, _, _ = self.model.sam_mask_decoder(
+                image_embeddings=features["image_embed"],
+                image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=True,
+                repeat_image=False,
+                high_res_features=features["high_res_feats"],
+            )
+        best = int(torch.argmax(iou[0]))
+        logits = low_res[:, best : best + 1].float()
+        full = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+        return Prediction(mask=(full > 0).cpu().numpy(), logits=logits, score=float(iou[0, best]))
+
+    def _image_features(self, image: np.ndarray) -> dict:
+        key = hashlib.blake2b(image.tobytes(), digest_size=16)
+        key.update(np.asarray(image.shape).tobytes())
+        key = key.digest()
+        if key in self._features:
+            self._features.move_to_end(key)
+            return self._features[key]
+        tensor = _to_model_input(image, self.image_size, self.device)[None]
+        backbone = self.model.forward_image(tensor)
+        _, vision_feats, _, feat_sizes = self.model._prepare_backbone_features(backbone)
+        if self.model.directly_add_no_mem_embed:
+            vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
+        maps = [feat.permute(1, 2, 0).reshape(1, -1, *size) for feat, size in zip(vision_feats, feat_sizes)]
+        features = {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
+        self._features[key] = features
+        while len(self._features) > self._feature_cache_size:
+            self._features.popitem(last=False)
+        return features
+
+    # -- 3D ---------------------------------------------------------------------------
+    def track(
+        self,
+        frames: SliceFrames,
+        seed: Seed,
+        locked: Mapping[int, np.ndarray],
+        stop_index: int,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        key = seed.slice_index
+        first, last = min(key, stop_index), max(key, stop_index)
+        video = _VideoFrames(frames, first, last, self.image_size, self.device)
+        height, width = frames.image_shape
+        predictor = self.model
+        with torch.inference_mode(), self._precision():
+            state = _inference_state(video, height, width, self.device)
+            for slice_index, mask in locked.items():
+                if first <= slice_index <= last and slice_index != key:
+                    predictor.add_new_mask(state, slice_index - first, OBJECT_ID, torch.from_numpy(mask))
+            if seed.mask is not None:
+                predictor.add_new_mask(state, key - first, OBJECT_ID, torch.from_numpy(seed.mask))
+            else:
+                self._add_prompts(state, key - first, seed.prompts)
+            for frame_index, _, logits in predictor.propagate_in_video(
+                state, start_frame_idx=key - first, reverse=stop_index < key
+            ):
+                yield frame_index + first, (logits[0, 0] > 0).cpu().numpy()
+
+    def _add_prompts(self, state: dict, frame_index: int, prompts: SlicePrompts) -> None:
+        points = [[p.x, p.y] for p in prompts.points] or None
+        labels = [1 if p.positive else 0 for p in prompts.points] or None
+        box = prompts.box.as_list() if prompts.box is not None else None
+        self.model.add_new_points_or_box(state, frame_index, OBJECT_ID, points=points, labels=labels, box=box)
+
+    def _precision(self):
+        return autocast(self.device) if self.mixed_precision else contextlib.nullcontext()
+
+    def release(self) -> None:
+        self._features.clear()
+
+
+def _quiet_sam2() -> None:
+    """sam2 draws its own tqdm bar per propagation and warns on every frame when its
+    optional CUDA extension is absent; progress is reported by the caller instead, and the
+    missing extension only skips hole filling (as MedSAM2 documents)."""
+    from sam2 import sam2_video_predictor
+
+    sam2_video_predictor.tqdm = lambda iterable, *args, **kwargs: iterable
+    warnings.filterwarnings("ignore", message="(?s).*Skipping the post-processing step")
+
+
+class _VideoFrames:
+    """The slices first..last as sam2 video frames, prepared one at a time on request."""
+
+    def __init__(self, frames: SliceFrames, first: int, last: int, image_size: int, device: torch.device):
+        self.frames, self.first, self.last = frames, first, last
+        self.image_size, self.device = image_size, device
+
+    def __len__(self) -> int:
+        return self.last - self.first + 1
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return _to_model_input(self.frames[self.first + index], self.image_size, self.device)
+
+
+def _to_model_input(image: np.ndarray, image_size: int, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, S, S) float, resized and ImageNet-normalised as MedSAM2 was trained."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 255.0
+    tensor = F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=device)[:, None, None]
+    return (tensor[0] - mean) / std
+
+
+def _inference_state(images, height: int, width: int, device: torch.device) -> dict:
+    """sam2 1.1's video inference state, for frames held in memory instead of a folder."""
+    return {
+        "images": images,
+        "num_frames": len(images),
+        "offload_video_to_cpu": False,
+        "offload_state_to_cpu": False,
+        "video_height": height,
+        "video_width": width,
+        "device": device,
+        "storage_device": device,
+        "point_inputs_per_obj": {},
+        "mask_inputs_per_obj": {},
+        "cached_features": {},
+        "constants": {},
+        "obj_id_to_idx": OrderedDict(),
+        "obj_idx_to_id": OrderedDict(),
+        "obj_ids": [],
+        "output_dict_per_obj": {},
+        "temp_output_dict_per_obj": {},
+        "frames_tracked_per_obj": {},
+    }

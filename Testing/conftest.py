@@ -1,0 +1,44 @@
+"""Shared fixtures: real models (loaded once per session), real anatomy, synthetic volumes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach a model hub
+
+
+@pytest.fixture(scope="session")
+def litemedsam():
+    from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
+
+    return LiteMedSAM(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def random_medsam2_checkpoint(tmp_path_factory) -> Path:
+    """The real MedSAM2 architecture with random weights, saved in the released format."""
+    import torch
+
+    from MedSAMAgentLib.segmenters.medsam2 import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("medsam2") / "MedSAM2_random.pt"
+    torch.save({"model": build_model().state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def medsam2(random_medsam2_checkpoint):
+    from MedSAMAgentLib.segmenters.medsam2 import MedSAM2
+
+    return MedSAM2(random_medsam2_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def phantom():
+    from MedSAMAgentLib.phantom import abdominal_phantom
+
+    return abdominal_phantom()

@@ -1,0 +1,101 @@
+"""Every bad input to `medsam-agent segment`: one clear line, a non-zero exit, nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MedSAMAgentLib import cli
+from Testing.fixtures.volumes import DIRECTIONS, synthetic_image
+
+
+@pytest.fixture
+def volume_path(tmp_path):
+    path = tmp_path / "ct.nrrd"
+    sitk.WriteImage(synthetic_image(DIRECTIONS["identity"]), str(path))  # 40 x 36 x 24
+    return path
+
+
+def write_image(path, array, **kwargs):
+    sitk.WriteImage(sitk.GetImageFromArray(array, **kwargs), str(path))
+    return path
+
+
+def write_4d(path):
+    import nibabel
+
+    nibabel.save(nibabel.Nifti1Image(np.arange(120, dtype=np.int16).reshape(5, 4, 3, 2), np.eye(4)), str(path))
+    return path
+
+
+def corrupt(tmp_path):
+    path = tmp_path / "corrupt.nii.gz"
+    path.write_bytes(b"\x1f\x8bnot an image")
+    return path
+
+
+def wrong_checkpoint(tmp_path):
+    path = tmp_path / "wrong.pt"
+    torch.save({"model": {"not.a.litemedsam.key": torch.zeros(1)}}, path)
+    return path
+
+
+def garbage_checkpoint(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"this is not a torch file")
+    return path
+
+
+BOX = ["--box", "2", "2", "20", "20"]
+CASES = {
+    "missing file": (lambda t, v: [str(t / "absent.nii.gz"), "--slice", "3", *BOX], "input not found"),
+    "corrupt file": (lambda t, v: [str(corrupt(t)), "--slice", "3", *BOX], "the file is corrupt"),
+    "2D image": (lambda t, v: [str(write_image(t / "2d.nrrd", np.arange(400, dtype=np.int16).reshape(20, 20))), "--slice", "0", *BOX], "is a 2D image"),
+    "4D image": (lambda t, v: [str(write_4d(t / "4d.nii.gz")), "--slice", "0", *BOX], "is a 4D image"),
+    "empty volume": (lambda t, v: [str(write_image(t / "zeros.nrrd", np.zeros((4, 5, 6), np.int16))), "--slice", "0", *BOX], "is empty"),
+    "slice out of range": (lambda t, v: [str(v), "--slice", "24", *BOX], "slice 24 is outside the volume"),
+    "negative slice": (lambda t, v: [str(v), "--slice", "-1", *BOX], "slice -1 is outside the volume"),
+    "box outside the slice": (lambda t, v: [str(v), "--slice", "3", "--box", "2", "2", "40", "20"], "lies outside the slice"),
+    "zero-area box": (lambda t, v: [str(v), "--slice", "3", "--box", "5", "2", "5", "20"], "has zero area"),
+    "inverted box": (lambda t, v: [str(v), "--slice", "3", "--box", "20", "2", "5", "20"], "is inverted"),
+    "point outside": (lambda t, v: [str(v), "--slice", "3", "--point", "50", "3", "pos"], "lies outside the slice"),
+    "bad point type": (lambda t, v: [str(v), "--slice", "3", "--point", "5", "3", "maybe"], "point type must be pos or neg"),
+    "no prompt": (lambda t, v: [str(v), "--slice", "3"], "no prompt given"),
+    "no slice": (lambda t, v: [str(v), *BOX], "give the key slice"),
+    "unknown preset": (lambda t, v: [str(v), "--slice", "3", *BOX, "--window", "liverish"], "unknown window 'liverish'"),
+    "zero window width": (lambda t, v: [str(v), "--slice", "3", *BOX, "--window", "0/40"], "window width must be positive"),
+    "missing checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(t / "none.pt")], "checkpoint not found"),
+    "missing medsam2 checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--segmenter", "medsam2", "--checkpoint", str(t / "none.pt")], "checkpoint not found"),
+    "checkpoint keys do not match": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(wrong_checkpoint(t))], "is not a LiteMedSAM checkpoint: keys do not match"),
+    "garbage checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(garbage_checkpoint(t))], "cannot load checkpoint"),
+    "range outside": (lambda t, v: [str(v), "--slice", "3", *BOX, "--range", "0", "30"], "range 0 30 is outside the volume"),
+    "unsupported output": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(t / "out.png")], "unsupported output type"),
+    "output is the input": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(v), "--overwrite"], "is (or is inside) the input"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, volume_path, capsys, case):
+    build, message = CASES[case]
+    arguments = build(tmp_path, volume_path)
+    if "-o" not in arguments:
+        arguments += ["-o", str(tmp_path / "result.seg.nrrd")]
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    status = cli.main(["segment", *arguments])
+    captured = capsys.readouterr()
+    assert status == cli.EXIT_USER_ERROR
+    error_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], captured.err
+    assert "Traceback" not in captured.err
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before  # nothing written, nothing touched
+
+
+def test_existing_output_is_not_replaced_without_overwrite(tmp_path, volume_path, capsys):
+    output = tmp_path / "result.nii.gz"
+    output.write_bytes(b"earlier work")
+    status = cli.main(["segment", str(volume_path), "-o", str(output), "--slice", "3", *BOX])
+    assert status == cli.EXIT_USER_ERROR
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert output.read_bytes() == b"earlier work"

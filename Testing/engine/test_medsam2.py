@@ -1,0 +1,135 @@
+"""MedSAM2 path: the real architecture from the shipped config, random weights saved in
+the released checkpoint format. Random weights make masks meaningless, so these tests
+check loading, bookkeeping and data flow, not quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from MedSAMAgentLib import cli
+from MedSAMAgentLib.engine import segment, slice_frames
+from MedSAMAgentLib.errors import CheckpointError
+from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
+from MedSAMAgentLib.propagation import VolumeRequest
+from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, build_model, resolve_checkpoint
+
+
+def test_shipped_config_is_medsam2_at_512(medsam2):
+    model = medsam2.model
+    assert model.image_size == 512
+    layer = model.memory_attention.layers[0]
+    assert layer.self_attn.freqs_cis.shape[0] == 32 * 32 and layer.cross_attn_image.freqs_cis.shape[0] == 32 * 32
+    assert 38_000_000 < sum(p.numel() for p in model.parameters()) < 40_000_000
+    assert type(model).__name__ == "SAM2VideoPredictor"
+
+
+def test_missing_key_is_refused(tmp_path, random_medsam2_checkpoint):
+    state = torch.load(random_medsam2_checkpoint, weights_only=True)["model"]
+    state.pop(next(iter(state)))
+    path = tmp_path / "incomplete.pt"
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError, match="is not a MedSAM2 checkpoint: keys do not match, 1 missing"):
+        MedSAM2(path, device="cpu")
+
+
+def test_wrong_shape_is_refused(tmp_path, random_medsam2_checkpoint):
+    state = torch.load(random_medsam2_checkpoint, weights_only=True)["model"]
+    name = "sam_mask_decoder.iou_prediction_head.layers.0.weight"
+    state[name] = torch.zeros(3, 3)
+    path = tmp_path / "reshaped.pt"
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError, match="is not a MedSAM2 checkpoint: .*size mismatch"):
+        MedSAM2(path, device="cpu")
+
+
+def test_hub_download_offline_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache" / "hub"))
+    with pytest.raises(CheckpointError, match=r"cannot get MedSAM2_latest.pt from the Hugging Face repo wanglab/MedSAM2.*--checkpoint"):
+        resolve_checkpoint(None)
+    with pytest.raises(CheckpointError, match="cannot get MedSAM2_CTLesion.pt from the Hugging Face repo wanglab/MedSAM2"):
+        resolve_checkpoint("wanglab/MedSAM2/MedSAM2_CTLesion.pt")
+
+
+def test_checkpoint_references(tmp_path, random_medsam2_checkpoint):
+    assert resolve_checkpoint(str(random_medsam2_checkpoint)) == random_medsam2_checkpoint
+    for missing in ("./nothing.pt", str(tmp_path / "nothing.pt"), "nothing.pt"):
+        with pytest.raises(CheckpointError, match="checkpoint not found"):
+            resolve_checkpoint(missing)
+
+
+def test_2d_refinement_returns_and_accepts_low_res_logits(medsam2, phantom):
+    frames = slice_frames(phantom[0], "axial")
+    image = frames[20]
+    first = medsam2.predict_slice(image, SlicePrompts(box=Box(30, 60, 90, 120)))
+    assert first.mask.shape == frames.image_shape and first.mask.dtype == bool
+    assert tuple(first.logits.shape) == (1, 1, 128, 128)
+    click = SlicePrompts(points=(Point(60, 90, positive=False),))
+    with_logits = medsam2.predict_slice(image, click, previous_logits=first.logits)
+    without = medsam2.predict_slice(image, click)
+    assert not torch.equal(with_logits.logits, without.logits)  # the mask input reached the decoder
+    again = medsam2.predict_slice(image, click, previous_logits=first.logits)
+    torch.testing.assert_close(again.logits, with_logits.logits)  # cached features, same result
+
+
+def test_propagates_both_ways_and_keeps_locked_slices(medsam2, phantom):
+    volume, _ = phantom
+    frames = slice_frames(volume, "axial")
+    key = 20
+    seed = np.zeros(frames.image_shape, bool)
+    seed[60:110, 30:80] = True
+    locked = np.zeros(frames.image_shape, bool)
+    locked[70:75, 40:43] = True
+    seen = []
+    request = VolumeRequest(key, key_mask=seed, locked={23: locked}, slice_range=(17, 24), keep_largest_component=False)
+    result = segment(volume, medsam2, request, frames, progress=lambda step, done, total: seen.append(step))
+    processed = sorted(int(step.split()[-1]) for step in seen if step.startswith("medsam2: slice"))
+    assert processed == list(range(17, 25))  # forward 20..24 and backward 19..17, each once
+    np.testing.assert_array_equal(result.stack[23], locked)
+    np.testing.assert_array_equal(result.stack[key], seed)  # a mask seed is a conditioning frame, kept as is
+    assert not result.stack[:17].any() and not result.stack[25:].any()
+
+
+def test_lazy_frames_match_frames_prepared_up_front(medsam2, phantom):
+    """sam2 reads frames only through len() and [i]; preparing them lazily changes nothing."""
+    volume, _ = phantom
+    frames = slice_frames(volume, "axial")
+    lazy = _VideoFrames(frames, 16, 24, 512, torch.device("cpu"))
+    eager = torch.stack([lazy[i] for i in range(len(lazy))])
+    seed = np.zeros(frames.image_shape, bool)
+    seed[60:110, 30:80] = True
+    outputs = []
+    for images in (lazy, eager):
+        with torch.inference_mode():
+            from MedSAMAgentLib.segmenters.medsam2 import _inference_state
+
+            state = _inference_state(images, *frames.image_shape, torch.device("cpu"))
+            medsam2.model.add_new_mask(state, 4, 1, torch.from_numpy(seed))
+            outputs.append([logits.clone() for _, _, logits in medsam2.model.propagate_in_video(state, start_frame_idx=4)])
+    for a, b in zip(*outputs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_command_line_with_box_and_clicks(tmp_path, random_medsam2_checkpoint, phantom):
+    volume, _ = phantom
+    image = volume.geometry.apply_to(sitk.GetImageFromArray(volume.array))
+    source = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(image, str(source))
+    output = tmp_path / "out.seg.nrrd"
+    status = cli.main([
+        "segment", str(source), "-o", str(output), "--segmenter", "medsam2", "--checkpoint", str(random_medsam2_checkpoint),
+        "--device", "cpu", "--slice", "20", "--box", "30", "60", "90", "120", "--point", "60", "90", "pos",
+        "--point", "35", "65", "neg", "--range", "18", "22", "--all-components",
+    ])
+    assert status == 0
+    written = sitk.ReadImage(str(output))
+    assert written.GetSize() == image.GetSize()
+    labels = sitk.GetArrayFromImage(written)
+    assert not labels[:18].any() and not labels[23:].any()
