@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+import warnings
 from pathlib import Path
 
 from .errors import MedSAMAgentError, PromptError
 from .segmenters import DEFAULT_SEGMENTER, SEGMENTERS
 from .segmenters.devices import DEVICE_CHOICES
+from .agent.policies import POLICIES
 from .orientation import VIEWS
 
 EXIT_USER_ERROR = 2
@@ -45,9 +48,31 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--all-components", action="store_true", help="keep every 3D connected component, not only the largest")
     segment.add_argument("--name", help="segment name (default: the target, or 'Segment')")
     _add_model_options(segment)
+    agent = segment.add_argument_group("agent", "let MedSAM-Agent place the prompts from a description")
+    agent.add_argument("--target", help='what to segment, e.g. "right kidney in abdomen CT"')
+    agent.add_argument("--find-slice", action="store_true", help="let the agent find the key slice")
+    agent.add_argument("--policy", choices=POLICIES, default="qwen", help="who places prompts (default: qwen)")
+    agent.add_argument("--agent-model", help="local model folder or Hugging Face id (qwen policy) or served model name (endpoint)")
+    agent.add_argument("--endpoint", help="URL of an OpenAI-compatible server running MedSAM-Agent")
+    agent.add_argument("--api-key-env", default="MEDSAM_AGENT_API_KEY", help="environment variable holding the endpoint's API key")
+    agent.add_argument("--gt", type=Path, help="ground-truth mask on the input grid (for --policy clinician)")
+    agent.add_argument("--recheck", type=int, metavar="N", help="let the agent review the propagated mask every N slices")
+    agent.add_argument("--save-trajectory", type=Path, metavar="DIR", help="write every turn as JSON and PNG")
     segment.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
     segment.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     segment.add_argument("--montage", type=Path, help="also write a PNG of slices with the mask overlaid")
+
+    evaluation = commands.add_parser("eval", help="score an agent policy on a manifest of cases with ground truth")
+    evaluation.add_argument("manifest", type=Path, help="CSV or JSON with image, mask, description [, slice, axis]")
+    evaluation.add_argument("-o", "--output-dir", type=Path, required=True)
+    evaluation.add_argument("--policy", choices=POLICIES, default="qwen")
+    evaluation.add_argument("--agent-model")
+    evaluation.add_argument("--endpoint")
+    evaluation.add_argument("--api-key-env", default="MEDSAM_AGENT_API_KEY")
+    evaluation.add_argument("--tolerance", type=float, default=2.0, help="surface Dice tolerance in mm (pixels for 2D images)")
+    evaluation.add_argument("--find-slice", action="store_true", help="volumes without a slice column: let the agent search")
+    evaluation.add_argument("--overwrite", action="store_true", help="replace earlier reports in the output folder")
+    _add_model_options(evaluation)
 
     demo = commands.add_parser("demo", help="segment the right kidney of a generated sample CT (no download, CPU)")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("medsam-agent-demo"))
@@ -65,9 +90,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     try:
         if args.command == "segment":
             return run_segment(args)
+        if args.command == "eval":
+            return run_eval(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -85,18 +113,60 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_segment(args: argparse.Namespace) -> int:
     from .anatomy import segment_style
-    from .engine import segment, slice_frames
-    from .propagation import VolumeRequest
-    from .segmenters import create_segmenter
+    from .engine import slice_frames
     from .volume import read_volume
     from .writers import check_output_path, output_suffix, write_segmentation
 
+    started = time.perf_counter()
     output_suffix(args.output)
     output = check_output_path(args.output, args.overwrite, protected=[args.input])
     if args.montage:
         check_output_path(args.montage, args.overwrite, protected=[args.input, args.output])
+    if args.save_trajectory:
+        _check_trajectory_folder(args.save_trajectory, args.overwrite)
     volume = read_volume(args.input, series_uid=args.series_uid, log=_info)
-    frames = slice_frames(volume, args.axis, args.window)
+    frames = slice_frames(volume, args.axis, args.window, target=args.target)
+    _info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}, window {frames.window.name}")
+    if args.target:
+        result = _segment_with_agent(args, volume, frames)
+    else:
+        result = _segment_from_prompts(args, volume, frames)
+    style = segment_style(args.target or args.name or "Segment", args.name)
+    write_segmentation(result.mask, volume, output, style)
+    if args.montage:
+        from .montage import montage
+
+        montage(frames, result.stack, args.montage)
+    _info(f"wrote {output}: {result.summary(volume, seconds=time.perf_counter() - started)}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .agent.evaluation import evaluate, summarise
+    from .agent.policies import create_policy
+    from .segmenters import create_segmenter
+
+    from .agent.evaluation import read_manifest
+    from .errors import OutputError
+
+    if (args.output_dir / "cases.csv").exists() and not args.overwrite:
+        raise OutputError(f"{args.output_dir} already holds an evaluation; pass --overwrite to replace it")
+    read_manifest(args.manifest)  # fail on a bad manifest before loading models
+    policy = create_policy(args.policy, model=args.agent_model, device=args.device, url=args.endpoint, api_key_env=args.api_key_env)
+    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device)
+    with ProgressBar() as bar:
+        results = evaluate(args.manifest, args.output_dir, policy, segmenter, args.tolerance, args.find_slice, progress=bar.update)
+    for row in summarise(results):
+        print("  ".join(f"{key} {value}" for key, value in row.items()))
+    _info(f"wrote {args.output_dir / 'cases.csv'}, summary.csv and summary.md")
+    return 0
+
+
+def _segment_from_prompts(args, volume, frames):
+    from .engine import segment
+    from .propagation import VolumeRequest
+    from .segmenters import create_segmenter
+
     key_slice, prompts = prompts_from_args(args, volume, frames.plane)
     request = VolumeRequest(
         key_slice=key_slice,
@@ -104,18 +174,69 @@ def run_segment(args: argparse.Namespace) -> int:
         slice_range=tuple(args.range) if args.range else None,
         keep_largest_component=not args.all_components,
     )
-    _info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}, window {frames.window.name}; "
-          f"{args.axis} key slice {key_slice}")
+    _info(f"{args.axis} key slice {key_slice}")
     segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device)
     with ProgressBar() as bar:
-        result = segment(volume, segmenter, request, frames, progress=bar.update)
-    write_segmentation(result.mask, volume, output, segment_style(args.name or "Segment", args.name))
-    if args.montage:
-        from .montage import montage
+        return segment(volume, segmenter, request, frames, progress=bar.update)
 
-        montage(frames, result.stack, args.montage)
-    _info(f"wrote {output}: {result.summary(volume)}")
-    return 0
+
+def _segment_with_agent(args, volume, frames):
+    from .agent.policies import create_policy
+    from .agent.volume_agent import AgentRequest, save_trajectories, segment_with_agent
+    from .segmenters import create_segmenter
+
+    if args.box or args.box_ras or args.point or args.point_ras:
+        raise PromptError("give either --target (the agent places the prompts) or --box/--point, not both")
+    if (args.slice is None) == (not args.find_slice):
+        raise PromptError("with --target, give the key slice with --slice K, or --find-slice to let the agent find it")
+    truth = _ground_truth(args.gt, volume, frames) if args.gt else None
+    if args.policy == "clinician" and truth is None:
+        raise PromptError("--policy clinician simulates a clinician from the ground truth: give it with --gt MASK")
+    request = AgentRequest(
+        description=args.target,
+        key_slice=None if args.find_slice else frames.plane.check_slice(args.slice),
+        recheck_every=args.recheck,
+        slice_range=tuple(args.range) if args.range else None,
+        keep_largest_component=not args.all_components,
+    )
+    policy = create_policy(
+        args.policy, model=args.agent_model, device=args.device, url=args.endpoint, api_key_env=args.api_key_env
+    )
+    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device)
+    _info(f"agent: {policy.describe()}; segmenter: {segmenter.name}; target: {args.target!r}")
+    with ProgressBar() as bar:
+        outcome = segment_with_agent(volume, frames, segmenter, policy, request, truth=truth, progress=bar.update)
+    key = outcome.key_trajectory
+    _info(f"key slice {outcome.key_slice}: {key.actions} actions, {key.invalid_turns} invalid turns, ended by {key.end_reason}"
+          + (f"; {len(outcome.reviews)} slices reviewed, {len(outcome.corrections)} corrected" if args.recheck else ""))
+    if args.save_trajectory:
+        _info(f"wrote {save_trajectories(outcome, args.save_trajectory)}")
+    return outcome.segmentation
+
+
+def _check_trajectory_folder(folder: Path, overwrite: bool) -> None:
+    from .errors import OutputError
+
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--save-trajectory {folder} exists and is not a folder")
+    if (folder / "trajectory.json").exists() and not overwrite:
+        raise OutputError(f"{folder} already holds a trajectory; pass --overwrite to replace it")
+    if not folder.parent.exists():
+        raise OutputError(f"folder {folder.parent} does not exist")
+
+
+def _ground_truth(path, volume, frames):
+    import numpy as np
+
+    from .volume import read_volume
+
+    truth = read_volume(path, log=lambda _: None)
+    same_grid = truth.geometry.size == volume.geometry.size and np.allclose(
+        truth.geometry.ijk_to_lps(), volume.geometry.ijk_to_lps(), atol=1e-3
+    )
+    if not same_grid:
+        raise PromptError(f"the ground truth {path} is not on the input's voxel grid (size {truth.geometry.size})")
+    return frames.plane.to_display(truth.array > 0)
 
 
 def prompts_from_args(args, volume, plane):
@@ -188,7 +309,8 @@ class ProgressBar:
         return self
 
     def update(self, step: str, done: int, total: int) -> None:
-        self._bar.total = total
+        if total != self._bar.total or done < self._bar.n:  # a new phase
+            self._bar.reset(total=total)
         self._bar.n = done
         self._bar.set_description(step, refresh=False)
         self._bar.refresh()

@@ -23,17 +23,19 @@ class SegmentationResult:
     frames: SliceFrames
     seconds: float
 
-    def summary(self, volume: Volume) -> str:
+    def summary(self, volume: Volume, seconds: float | None = None) -> str:
+        """Voxels, mL, slices and seconds (this segmentation's, or `seconds` for a whole run)."""
         voxels = int(self.mask.sum())
         millilitres = voxels * volume.geometry.voxel_volume_ml
         slices = int(self.stack.any(axis=(1, 2)).sum())
-        return f"{voxels} voxels, {millilitres:.1f} mL, {slices} {self.frames.plane.view} slices, {self.seconds:.1f} s"
+        seconds = self.seconds if seconds is None else seconds
+        return f"{voxels} voxels, {millilitres:.1f} mL, {slices} {self.frames.plane.view} slices, {seconds:.1f} s"
 
 
-def slice_frames(volume: Volume, view: str = "axial", window: str | Window | None = None) -> SliceFrames:
+def slice_frames(volume: Volume, view: str = "axial", window: str | Window | None = None, target: str | None = None) -> SliceFrames:
     plane = SlicePlane.for_view(volume.geometry, view)
     if not isinstance(window, Window):
-        window = choose_window(volume.array, volume.modality, window)
+        window = choose_window(volume.array, volume.modality, window, target)
     return SliceFrames(volume.array, plane, window)
 
 

@@ -60,10 +60,28 @@ def parse_window(spec: str) -> tuple[float, float] | str:
     raise PromptError(f"unknown window {spec!r}: use a preset ({presets}) or width/level such as 400/40")
 
 
-def choose_window(volume_array: np.ndarray, modality: str, spec: str | None = None) -> Window:
-    """The window for a volume: the user's choice, else a CT preset for CT, else percentiles."""
+_TARGET_PRESETS = (
+    ("lung", ("lung", "airway", "bronch", "pulmonary nodule")),
+    ("brain", ("brain", "ventricle", "hemorrhage", "haemorrhage", "cerebell", "intracranial")),
+    ("bone", ("bone", "vertebra", "rib", "femur", "pelvis", "skull", "spine", "fracture")),
+    ("mediastinum", ("mediastin", "heart", "lymph node", "esophag", "oesophag", "thymus")),
+)
+
+
+def preset_for_target(description: str | None) -> str:
+    """The CT preset a radiologist would pick to look at the described target."""
+    text = (description or "").lower()
+    for preset, keywords in _TARGET_PRESETS:
+        if any(keyword in text for keyword in keywords):
+            return preset
+    return DEFAULT_CT_PRESET
+
+
+def choose_window(volume_array: np.ndarray, modality: str, spec: str | None = None, target: str | None = None) -> Window:
+    """The window for a volume: the user's choice, else a CT preset for CT (picked from the
+    target description when there is one), else percentiles."""
     if spec is None:
-        spec = DEFAULT_CT_PRESET if modality == "CT" else "percentile"
+        spec = preset_for_target(target) if modality == "CT" else "percentile"
     parsed = parse_window(spec)
     if parsed == "percentile":
         return percentile_window(volume_array)

@@ -24,7 +24,7 @@ OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 
 
 def output_suffix(path: Path) -> str:
-    name = path.name.lower()
+    name = Path(path).name.lower()
     for suffix in OUTPUT_SUFFIXES:
         if name.endswith(suffix):
             return suffix
@@ -57,6 +57,7 @@ def write_segmentation(mask: np.ndarray, volume: Volume, path: Path, style: Segm
     if mask.shape != volume.geometry.array_shape:
         raise ValueError(f"mask shape {mask.shape} differs from the volume {volume.geometry.array_shape}")
     labels = mask.astype(np.uint8)
+    path = Path(path)
     suffix = output_suffix(path)
     if suffix == ".seg.nrrd":
         return _atomic(path, suffix, lambda temp: _write_seg_nrrd(labels, volume.geometry, temp, style))

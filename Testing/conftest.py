@@ -42,3 +42,11 @@ def phantom():
     from MedSAMAgentLib.phantom import abdominal_phantom
 
     return abdominal_phantom()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen3-VL with its tokenizer, chat template and processor, saved offline."""
+    from Testing.fixtures.tiny_qwen3vl import build_tiny_qwen3vl
+
+    return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen3vl"))

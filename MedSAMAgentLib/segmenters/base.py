@@ -98,5 +98,10 @@ class Segmenter(ABC):
         slice at a time, in the direction of `stop_index`. Locked slices are used as given
         masks (conditioning frames). The caller may stop iterating at any slice."""
 
+    def logits_from_mask(self, mask: np.ndarray) -> object:
+        """Mask input standing for a binary slice mask that did not come from this model
+        (a propagated or hand-drawn one), for segmenters with `uses_mask_input`."""
+        raise NotImplementedError(f"{self.name} takes no mask input")
+
     def release(self) -> None:
         """Free cached state (image embeddings, inference state)."""

@@ -192,7 +192,7 @@ class _ModelFrame:
         self.scale_x = INPUT_SIZE / width
 
     def to_model(self, image: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+        tensor = torch.tensor(image).permute(2, 0, 1)[None].float() / 255.0
         return F.interpolate(tensor, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True)
 
     def to_slice(self, logits: torch.Tensor) -> torch.Tensor:

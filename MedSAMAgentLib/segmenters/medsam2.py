@@ -145,6 +145,13 @@ class MedSAM2(Segmenter):
         full = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
         return Prediction(mask=(full > 0).cpu().numpy(), logits=logits, score=float(iou[0, best]))
 
+    def logits_from_mask(self, mask: np.ndarray) -> torch.Tensor:
+        """The mask at the decoder's mask-input size (a quarter of 512), as logits of +-10:
+        confident enough to steer the decoder, as sam2 itself treats binary mask inputs."""
+        size = self.image_size // 4
+        resized = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=(size, size), mode="bilinear", align_corners=False)
+        return ((resized > 0.5).float() * 20.0 - 10.0).to(self.device)
+
     def _image_features(self, image: np.ndarray) -> dict:
         key = hashlib.blake2b(image.tobytes(), digest_size=16)
         key.update(np.asarray(image.shape).tobytes())
@@ -232,7 +239,7 @@ class _VideoFrames:
 
 def _to_model_input(image: np.ndarray, image_size: int, device: torch.device) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, S, S) float, resized and ImageNet-normalised as MedSAM2 was trained."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 255.0
+    tensor = torch.tensor(image).to(device).permute(2, 0, 1)[None].float() / 255.0
     tensor = F.interpolate(tensor, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
     mean = torch.tensor(IMAGENET_MEAN, device=device)[:, None, None]
     std = torch.tensor(IMAGENET_STD, device=device)[:, None, None]

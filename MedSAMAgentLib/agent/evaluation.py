@@ -1,0 +1,213 @@
+"""`medsam-agent eval`: score a policy on a manifest of images or volumes with ground truth.
+
+Manifest: CSV with a header, or JSON (a list of objects), with columns `image`, `mask`,
+`description` and optionally `slice` and `axis`; paths are relative to the manifest. A 2D
+image (PNG, JPEG) is one agent loop; a volume is the full flow (key slice from the `slice`
+column, else the ground truth's largest cross-section, else the agent's own search with
+`find_slice`), then propagation.
+
+Per case: Dice, IoU, normalised surface Dice at a tolerance (mm; pixels for 2D images),
+HD95, number of actions, invalid turns, the Dice after each round on the key slice, the
+MedSAM-Agent training reward of the key-slice trajectory, seconds. The summary groups by
+description and overall.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..engine import slice_frames
+from ..errors import InputImageError, MedSAMAgentError
+from ..metrics import dice, iou, surface_metrics
+from ..segmenters.base import Segmenter
+from ..volume import read_volume
+from .loop import END_STOP, Trajectory, run_agent
+from .policies import Policy
+from .volume_agent import AgentRequest, segment_with_agent
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DEFAULT_TOLERANCE_MM = 2.0
+
+
+@dataclass
+class CaseResult:
+    case: int
+    image: str
+    description: str
+    dice: float
+    iou: float
+    nsd: float
+    hd95: float
+    actions: int
+    invalid_turns: int
+    round_dice: str  # Dice after each action on the key slice, ';'-separated
+    reward: float
+    end_reason: str
+    seconds: float
+    error: str = ""
+
+
+def read_manifest(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputImageError(f"manifest not found: {path}")
+    if path.suffix.lower() == ".json":
+        rows = json.loads(path.read_text())
+        if not isinstance(rows, list):
+            raise InputImageError(f"{path.name}: a JSON manifest is a list of cases")
+    else:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    for number, row in enumerate(rows, 1):
+        missing = [key for key in ("image", "mask", "description") if not row.get(key)]
+        if missing:
+            raise InputImageError(f"{path.name}: case {number} lacks {', '.join(missing)}")
+        for key in ("image", "mask"):
+            row[key] = str((path.parent / row[key]).resolve()) if not Path(row[key]).is_absolute() else row[key]
+    return rows
+
+
+def evaluate(
+    manifest: Path,
+    output_dir: Path,
+    policy: Policy,
+    segmenter: Segmenter,
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM,
+    find_slice: bool = False,
+    progress=None,
+) -> list[CaseResult]:
+    rows = read_manifest(manifest)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for number, row in enumerate(rows, 1):
+        if progress:
+            progress(f"case {number}/{len(rows)}: {row['description']}", number - 1, len(rows))
+        started = time.perf_counter()
+        try:
+            if row["image"].lower().endswith(IMAGE_SUFFIXES):
+                result = _evaluate_image(number, row, policy, segmenter, tolerance_mm)
+            else:
+                result = _evaluate_volume(number, row, policy, segmenter, tolerance_mm, find_slice)
+        except MedSAMAgentError as error:
+            result = CaseResult(number, row["image"], row["description"], 0.0, 0.0, 0.0, math.inf, 0, 0, "", 0.0, "error", 0.0, str(error))
+        result.seconds = round(time.perf_counter() - started, 2)
+        results.append(result)
+    write_reports(results, output_dir)
+    return results
+
+
+def _evaluate_image(number, row, policy, segmenter, tolerance) -> CaseResult:
+    image = np.asarray(Image.open(row["image"]).convert("RGB"))
+    truth = np.asarray(Image.open(row["mask"]).convert("L")) > 0
+    if truth.shape != image.shape[:2]:
+        raise InputImageError(f"case {number}: mask {truth.shape} and image {image.shape[:2]} differ in size")
+    trajectory = run_agent(image, row["description"], policy, segmenter, truth=truth)
+    mask = trajectory.final_mask()
+    nsd, hd95 = surface_metrics(mask, truth, (1.0, 1.0), tolerance)
+    return _case(number, row, mask, truth, nsd, hd95, trajectory, truth)
+
+
+def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> CaseResult:
+    volume = read_volume(row["image"], log=lambda _: None)
+    reference = read_volume(row["mask"], log=lambda _: None)
+    if reference.geometry.size != volume.geometry.size:
+        raise InputImageError(f"case {number}: the mask's grid {reference.geometry.size} differs from the image's {volume.geometry.size}")
+    frames = slice_frames(volume, row.get("axis") or "axial", target=row["description"])
+    truth = frames.plane.to_display(reference.array > 0)
+    if row.get("slice") not in (None, ""):
+        key = int(row["slice"])
+    elif find_slice:
+        key = None
+    else:
+        key = int(np.argmax(truth.sum(axis=(1, 2))))
+    outcome = segment_with_agent(volume, frames, segmenter, policy, AgentRequest(row["description"], key_slice=key), truth=truth)
+    mask = outcome.segmentation.mask
+    expected = reference.array > 0
+    nsd, hd95 = surface_metrics(mask, expected, volume.geometry.spacing[::-1], tolerance)
+    return _case(number, row, mask, expected, nsd, hd95, outcome.key_trajectory, truth[outcome.key_slice])
+
+
+def _case(number, row, mask, truth, nsd, hd95, trajectory: Trajectory, key_truth) -> CaseResult:
+    rounds = [dice(turn.mask, key_truth) for turn in trajectory.turns if turn.mask is not None and turn.number > 0]
+    return CaseResult(
+        case=number,
+        image=row["image"],
+        description=row["description"],
+        dice=round(dice(mask, truth), 4),
+        iou=round(iou(mask, truth), 4),
+        nsd=round(nsd, 4),
+        hd95=round(hd95, 3),
+        actions=trajectory.actions,
+        invalid_turns=trajectory.invalid_turns,
+        round_dice=";".join(f"{value:.4f}" for value in rounds),
+        reward=round(agent_reward(trajectory, key_truth), 4),
+        end_reason=trajectory.end_reason,
+        seconds=0.0,
+    )
+
+
+def agent_reward(trajectory: Trajectory, truth: np.ndarray) -> float:
+    """The reward the model was trained with: 0.2 format + 0.8 quality, where quality is
+    0.5 IoU + 0.5 Dice of the final mask, minus the IoU lost after the best turn and 0.01 per
+    turn, plus 0.1 of every IoU gain, clipped to [0, 1]."""
+    acted = trajectory.actions > 0
+    stopped = trajectory.end_reason == END_STOP
+    format_reward = 1.0 if acted and stopped else 0.5 if acted or stopped else 0.0
+    ious = [iou(turn.mask, truth) for turn in trajectory.turns if turn.mask is not None and turn.number > 0]
+    if not ious:
+        return 0.2 * format_reward
+    final_mask = trajectory.final_mask()
+    quality = 0.5 * ious[-1] + 0.5 * dice(final_mask, truth)
+    if len(ious) > 1:
+        quality -= (max(ious) - ious[-1]) + 0.01 * len(ious)
+        quality += 0.1 * sum(max(0.0, later - earlier) for earlier, later in zip(ious, ious[1:]))
+    return 0.2 * format_reward + 0.8 * min(1.0, max(0.0, quality))
+
+
+def summarise(results: list[CaseResult]) -> list[dict]:
+    groups: dict[str, list[CaseResult]] = {}
+    for result in results:
+        groups.setdefault(result.description, []).append(result)
+    rows = []
+    for name, members in [*sorted(groups.items()), ("overall", results)]:
+        finite_hd = [r.hd95 for r in members if math.isfinite(r.hd95)]
+        rows.append({
+            "description": name,
+            "cases": len(members),
+            "dice": round(float(np.mean([r.dice for r in members])), 4),
+            "iou": round(float(np.mean([r.iou for r in members])), 4),
+            "nsd": round(float(np.mean([r.nsd for r in members])), 4),
+            "hd95": round(float(np.mean(finite_hd)), 3) if finite_hd else math.inf,
+            "actions": round(float(np.mean([r.actions for r in members])), 2),
+            "invalid_turns": int(sum(r.invalid_turns for r in members)),
+            "reward": round(float(np.mean([r.reward for r in members])), 4),
+            "errors": sum(1 for r in members if r.error),
+            "seconds": round(float(np.mean([r.seconds for r in members])), 2),
+        })
+    return rows
+
+
+def write_reports(results: list[CaseResult], output_dir: Path) -> None:
+    _write_csv(output_dir / "cases.csv", [asdict(r) for r in results])
+    summary = summarise(results)
+    _write_csv(output_dir / "summary.csv", summary)
+    columns = list(summary[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in summary]
+    (output_dir / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["case"])
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,191 @@
+"""From a text description to a 3D mask: the agent on a key slice, propagation from its
+mask, and optional reviews of the propagated slices.
+
+Key slice: given, or found by running the agent on slices sampled across the volume. Rule:
+among the non-empty results, keep those whose segmenter confidence (predicted IoU) is at
+least 80% of the best one, then take the largest mask. The largest confident cross-section
+is normally near the middle of the structure: propagation then has the least distance to
+cover each way, and starts from the mask with the most context; the confidence filter keeps
+a large but unsure mask (often a neighbouring organ) from winning.
+
+Reviews (`recheck`): every N slices from the key, and wherever the propagated area jumps by
+more than half between neighbours, the agent sees the propagated mask as if it had drawn it
+(a box around it, then the mask) and may refine it or stop; refined masks become
+conditioning frames and propagation runs again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..engine import SegmentationResult, segment
+from ..errors import MedSAMAgentError
+from ..progress import CancelCheck, ProgressCallback, check_cancel, report
+from ..propagation import VolumeRequest
+from ..segmenters.base import Segmenter, SliceFrames
+from ..volume import Volume
+from .loop import StartingMask, Trajectory, run_agent
+from .policies import Policy
+
+SEARCH_SLICES = 7
+SEARCH_SPAN = (0.1, 0.9)
+CONFIDENCE_SHARE = 0.8
+AREA_JUMP = 0.5
+
+
+@dataclass
+class AgentRequest:
+    description: str
+    key_slice: int | None = None  # None: search for it
+    recheck_every: int | None = None
+    locked: dict[int, np.ndarray] = field(default_factory=dict)
+    slice_range: tuple[int, int] | None = None
+    keep_largest_component: bool = True
+
+
+@dataclass
+class AgentResult:
+    segmentation: SegmentationResult
+    key_slice: int
+    key_trajectory: Trajectory
+    search: dict[int, Trajectory] = field(default_factory=dict)
+    reviews: dict[int, Trajectory] = field(default_factory=dict)
+    corrections: list[int] = field(default_factory=list)
+
+
+def segment_with_agent(
+    volume: Volume,
+    frames: SliceFrames,
+    segmenter: Segmenter,
+    policy: Policy,
+    request: AgentRequest,
+    truth: np.ndarray | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> AgentResult:
+    """`truth` (a display-oriented stack) feeds simulated policies only."""
+    spacing = frames.pixel_spacing
+
+    def agent_on(slice_index: int, starting: StartingMask | None = None) -> Trajectory:
+        check_cancel(cancel)
+        return run_agent(
+            frames[slice_index], request.description, policy, segmenter, spacing,
+            starting=starting, truth=None if truth is None else truth[slice_index], cancel=cancel,
+        )
+
+    search: dict[int, Trajectory] = {}
+    if request.key_slice is None:
+        candidates = search_slices(len(frames), request.slice_range)
+        for number, slice_index in enumerate(candidates):
+            report(progress, f"agent: looking for the target on slice {slice_index}", number, len(candidates))
+            search[slice_index] = agent_on(slice_index)
+        key = choose_key_slice(search)
+    else:
+        key = frames.plane.check_slice(request.key_slice)
+    report(progress, f"agent: segmenting key slice {key}", 0, 1)
+    trajectory = search.get(key) or agent_on(key)
+    if key not in request.locked and not trajectory.final_mask().any():
+        raise MedSAMAgentError(
+            f"the agent found no {request.description!r} on slice {key} ({trajectory.end_reason}); "
+            "try another slice, --find-slice, or a more specific description"
+        )
+    volume_request = VolumeRequest(
+        key_slice=key,
+        key_mask=trajectory.final_mask(),
+        locked=dict(request.locked),
+        slice_range=request.slice_range,
+        keep_largest_component=request.keep_largest_component,
+    )
+    result = segment(volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
+    outcome = AgentResult(result, key, trajectory, search=search)
+    if request.recheck_every:
+        for slice_index in review_slices(result.stack, key, request.recheck_every, skip=set(request.locked)):
+            report(progress, f"agent: reviewing slice {slice_index}", 0, 1)
+            review = agent_on(slice_index, StartingMask(result.stack[slice_index]))
+            outcome.reviews[slice_index] = review
+            if review.actions > 0:
+                outcome.corrections.append(slice_index)
+        if outcome.corrections:
+            corrected = {index: outcome.reviews[index].final_mask() for index in outcome.corrections}
+            volume_request.locked = {**corrected, **request.locked}  # the user's own edits win
+            outcome.segmentation = segment(volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
+    return outcome
+
+
+def search_slices(num_slices: int, slice_range: tuple[int, int] | None = None, count: int = SEARCH_SLICES) -> list[int]:
+    first, last = slice_range if slice_range else (0, num_slices - 1)
+    low = first + SEARCH_SPAN[0] * (last - first)
+    high = first + SEARCH_SPAN[1] * (last - first)
+    return sorted(set(np.linspace(low, high, count).round().astype(int).tolist()))
+
+
+def choose_key_slice(search: dict[int, Trajectory]) -> int:
+    found = {index: t for index, t in search.items() if t.final_mask().any()}
+    if not found:
+        reasons = ", ".join(sorted({t.end_reason for t in search.values()}))
+        raise MedSAMAgentError(f"the agent found the target on none of the slices it looked at ({reasons})")
+    best = max(t.score for t in found.values())
+    confident = {index: t for index, t in found.items() if t.score >= CONFIDENCE_SHARE * best}
+    return max(confident, key=lambda index: (int(confident[index].final_mask().sum()), -index))
+
+
+def review_slices(stack: np.ndarray, key: int, every: int, skip: set[int] = frozenset()) -> list[int]:
+    """Every `every` slices from the key within the mask, and where the area jumps."""
+    areas = stack.sum(axis=(1, 2))
+    present = np.flatnonzero(areas)
+    if present.size == 0:
+        return []
+    chosen = set(range(key + every, int(present[-1]) + 1, every)) | set(range(key - every, int(present[0]) - 1, -every))
+    for index in range(int(present[0]) + 1, int(present[-1]) + 1):
+        larger = max(areas[index], areas[index - 1])
+        if larger and abs(int(areas[index]) - int(areas[index - 1])) > AREA_JUMP * larger:
+            chosen.add(index if areas[index] < areas[index - 1] else index - 1)  # review the smaller side
+    return sorted(index for index in chosen if index != key and index not in skip and areas[index] > 0)
+
+
+def save_trajectories(outcome: AgentResult, folder: Path) -> Path:
+    """trajectory.json with every turn, and one PNG per turn with the prompt drawn."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    groups = {"key": {outcome.key_slice: outcome.key_trajectory}, "search": outcome.search, "review": outcome.reviews}
+    record = {"key_slice": outcome.key_slice, "corrections": outcome.corrections}
+    for group, trajectories in groups.items():
+        record[group] = {}
+        for slice_index, trajectory in trajectories.items():
+            record[group][str(slice_index)] = trajectory.as_dict()
+            for turn in trajectory.turns:
+                draw_turn(trajectory, turn).save(folder / f"{group}_slice{slice_index:04d}_turn{turn.number:02d}.png")
+    path = folder / "trajectory.json"
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def draw_turn(trajectory: Trajectory, turn) -> Image.Image:
+    """The view the model answered, with the resulting mask and the prompt drawn on it."""
+    letterbox = trajectory.letterbox
+    picture = turn.view.copy()
+    if turn.mask is not None:
+        from ..montage import overlay
+
+        picture = Image.fromarray(overlay(np.asarray(picture), letterbox.mask(turn.mask), 0.35, (255, 200, 0)))
+    pen = ImageDraw.Draw(picture)
+
+    def to_view(x, y):
+        return x * letterbox.scale_x + letterbox.offset_x, y * letterbox.scale_y + letterbox.offset_y
+
+    if turn.prompts is not None:
+        if turn.prompts.box is not None:
+            box = turn.prompts.box
+            pen.rectangle([*to_view(box.x0, box.y0), *to_view(box.x1, box.y1)], outline=(0, 160, 255), width=2)
+        for point in turn.prompts.points:
+            x, y = to_view(point.x, point.y)
+            colour = (0, 255, 0) if point.positive else (255, 0, 0)
+            pen.ellipse([x - 5, y - 5, x + 5, y + 5], outline=colour, width=2)
+    label = turn.action.kind if turn.action.valid else f"invalid: {turn.action.error}"
+    pen.text((6, 4), f"turn {turn.number}: {label}"[:70], fill=(255, 255, 0))
+    return picture
