@@ -165,7 +165,7 @@ def run_agent(
         number += 1
         view = letterbox.image(image, trajectory.mask if history else None)
         text = FOLLOW_UP_TEXT if history else first_turn_text(description)
-        messages = _messages(history[-HISTORY_TURNS:], view, text)
+        messages = build_messages(history[-HISTORY_TURNS:], view, text)
         started = time.perf_counter()
         reply = policy.respond(Observation(messages, view, letterbox, trajectory.mask, image))
         action = parse_action(reply)
@@ -213,7 +213,8 @@ def run_agent(
     return trajectory
 
 
-def _messages(history, view: Image.Image, text: str) -> list[dict]:
+def build_messages(history, view: Image.Image, text: str) -> list[dict]:
+    """The chat as the model sees it: system prompt, past (view, text, answer) turns, current view."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
     for past_view, past_text, reply in history:
         messages.append({"role": "user", "content": [{"type": "image", "image": past_view}, {"type": "text", "text": past_text}]})
