@@ -29,6 +29,7 @@ def create_policy(name: str, **options) -> Policy:
             model=options.get("model"),
             api_key_env=options.get("api_key_env") or "MEDSAM_AGENT_API_KEY",
             timeout=options.get("timeout", 120.0),
+            api_key=options.get("api_key"),
         )
     if name == "clinician":
         from .clinician import ClinicianPolicy

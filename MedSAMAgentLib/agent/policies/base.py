@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ class Observation:
     letterbox: Letterbox
     mask: np.ndarray | None
     slice_image: np.ndarray
+    cancel: Callable[[], bool] | None = None  # long-running policies poll it to stop early
 
 
 class Policy(ABC):

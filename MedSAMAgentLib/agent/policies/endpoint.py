@@ -30,10 +30,21 @@ ANSWERS_WITHOUT_TOOL_CALLS_ALLOWED = 2
 class EndpointPolicy(Policy):
     name = "endpoint"
 
-    def __init__(self, url: str, model: str | None = None, api_key_env: str = "MEDSAM_AGENT_API_KEY", timeout: float = 120.0, retries: int = RETRIES):
+    def __init__(
+        self,
+        url: str,
+        model: str | None = None,
+        api_key_env: str = "MEDSAM_AGENT_API_KEY",
+        timeout: float = 120.0,
+        retries: int = RETRIES,
+        api_key: str | None = None,
+    ):
+        """`api_key` (the Slicer module passes the one kept in its settings) takes precedence
+        over the environment variable `api_key_env` (the command line's way)."""
         self.url = _completions_url(url)
         self.model = model or DEFAULT_MODEL
         self.api_key_env = api_key_env
+        self._api_key = api_key
         self.timeout = timeout
         self.retries = retries
         self._answers_without_calls = 0
@@ -70,7 +81,7 @@ class EndpointPolicy(Policy):
     def _post(self, payload: dict) -> dict:
         body = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+        key = self._api_key or os.environ.get(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         failure = ""
@@ -84,7 +95,8 @@ class EndpointPolicy(Policy):
             except urllib.error.HTTPError as error:
                 detail = _error_detail(error)
                 if error.code < 500:
-                    hint = f"; check the API key in ${self.api_key_env}" if error.code in (401, 403) else ""
+                    where = "the module's settings" if self._api_key else f"${self.api_key_env}"
+                    hint = f"; check the API key in {where}" if error.code in (401, 403) else ""
                     if error.code == 404:
                         hint = "; check the URL and the model name"
                     raise AgentError(f"agent endpoint {self.url} refused the request: HTTP {error.code} {detail}{hint}") from None

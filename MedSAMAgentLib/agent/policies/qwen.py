@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ...errors import AgentError
 from ...segmenters.devices import resolve_device
@@ -23,6 +24,16 @@ from .base import Observation, Policy
 DEFAULT_MODEL = "Saint-lsy/MedSAM-Agent-Qwen3-VL-8B-MedSAM2"
 IMAGE_PATCH_SIZE = 16
 PROMPT_LOOKUP_TOKENS = 10
+
+
+class _CancelCriterion(StoppingCriteria):
+    """Ends generation at the next token once the user cancels (a CPU turn takes minutes)."""
+
+    def __init__(self, cancel):
+        self.cancel = cancel
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), bool(self.cancel()), dtype=torch.bool, device=input_ids.device)
 
 
 class QwenPolicy(Policy):
@@ -70,6 +81,8 @@ class QwenPolicy(Policy):
         images, videos = process_vision_info(messages, image_patch_size=IMAGE_PATCH_SIZE)
         inputs = self.processor(text=[text], images=images, videos=videos, padding=True, return_tensors="pt").to(self.device)
         options = {"max_new_tokens": MAX_NEW_TOKENS, "do_sample": False}
+        if observation.cancel is not None:
+            options["stopping_criteria"] = StoppingCriteriaList([_CancelCriterion(observation.cancel)])
         if self.prompt_lookup:
             options["prompt_lookup_num_tokens"] = PROMPT_LOOKUP_TOKENS
         generated = self.model.generate(**inputs, **options)

@@ -1,0 +1,427 @@
+"""MedSAMAgent: type what to segment, get an editable 3D segmentation.
+
+The widget only wires the GUI to the parameter node and to the logic; model work runs on
+one persistent worker thread. `MedSAMAgentLogic` adds Slicer's parameter node to the
+GUI-free `SegmentationLogic` (package `MedSAMAgentLogic`), which does the work and is
+tested headless. Python dependencies are checked on first use and installed on the main
+thread after the user agrees.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Annotated
+
+import qt
+import slicer
+from slicer import (
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLMarkupsROINode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+)
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+API_KEY_SETTING = "MedSAMAgent/EndpointApiKey"
+VIEW_AXES = {"Axial": "axial", "Coronal": "coronal", "Sagittal": "sagittal"}
+NO_AGENT = "no agent (my prompts)"
+
+
+class MedSAMAgent(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MedSAM-Agent")
+        self.parent.categories = [_("Segmentation")]
+        self.parent.contributors = ["MedSAM-Agent for 3D Slicer developers"]
+        self.parent.helpText = _(
+            "Type what to segment (for example <i>right kidney in abdomen CT</i>): the MedSAM-Agent model places "
+            "box and point prompts on the key slice, MedSAM2 or LiteMedSAM segments it and follows it through the "
+            "volume. Edit the result with the Segment Editor, then <b>Re-run from my edits</b>: edited slices are kept."
+        )
+        self.parent.acknowledgementText = _(
+            "MedSAM-Agent (CUHK-AIM-Group), MedSAM2 and LiteMedSAM (bowang-lab), SAM 2 (Meta)."
+        )
+
+
+@parameterNodeWrapper
+class MedSAMAgentParameterNode:
+    inputVolume: vtkMRMLScalarVolumeNode
+    outputSegmentation: vtkMRMLSegmentationNode
+    target: str = ""
+    keySliceView: Annotated[str, Choice(["Red", "Yellow", "Green"])] = "Red"
+    findSlice: bool = False
+    window: Annotated[str, Choice(["auto", "abdomen", "lung", "brain", "mediastinum", "bone", "percentile"])] = "auto"
+    segmenter: Annotated[str, Choice(["litemedsam", "medsam2"])] = "litemedsam"
+    checkpoint: str = ""
+    agentSource: Annotated[str, Choice(["local model", "endpoint", NO_AGENT])] = "local model"
+    agentModel: str = "Saint-lsy/MedSAM-Agent-Qwen3-VL-8B-MedSAM2"
+    endpointUrl: str = ""
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    recheck: Annotated[int, WithinRange(0, 50)] = 0
+    promptBox: vtkMRMLMarkupsROINode
+    positivePoints: vtkMRMLMarkupsFiducialNode
+    negativePoints: vtkMRMLMarkupsFiducialNode
+
+
+class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._worker = None
+        self._timer = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MedSAMAgent.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = MedSAMAgentLogic()
+
+        self.ui.apiKeyLineEdit.text = qt.QSettings().value(API_KEY_SETTING, "")
+        self.ui.apiKeyLineEdit.editingFinished.connect(self.onApiKeyChanged)
+        self.ui.segmentButton.clicked.connect(lambda: self.onRun("segment"))
+        self.ui.propagateButton.clicked.connect(lambda: self.onRun("propagate"))
+        self.ui.rerunButton.clicked.connect(lambda: self.onRun("rerun"))
+        self.ui.cancelButton.clicked.connect(self.onCancel)
+        self.ui.undoButton.clicked.connect(self.onUndo)
+        self.ui.deviceComboBox.currentTextChanged.connect(self.updateDeviceWarning)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self.onPoll)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+        self.setRunning(False)
+        self.updateDeviceWarning()
+
+    def cleanup(self):
+        self.removeObservers()
+        if self._worker is not None:
+            self._worker.shutdown()
+
+    def enter(self):
+        self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self):
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, parameterNode):
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode = parameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+
+    # -- actions ----------------------------------------------------------------------
+    def onApiKeyChanged(self):
+        qt.QSettings().setValue(API_KEY_SETTING, self.ui.apiKeyLineEdit.text)
+
+    def updateDeviceWarning(self, *args):
+        device = self.ui.deviceComboBox.currentText
+        onCpu = device == "cpu" or (device == "auto" and not self.logic.cudaAvailable())
+        self.ui.cpuWarningLabel.text = (
+            _("Running on the CPU: LiteMedSAM takes about a second per slice; the 8B agent takes minutes per turn.")
+            if onCpu else ""
+        )
+
+    def onRun(self, mode):
+        if not self.logic.ensureDependencies():
+            return
+        p = self._parameterNode
+        if not p.outputSegmentation:
+            segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+            segmentation.CreateDefaultDisplayNodes()
+            p.outputSegmentation = segmentation
+        with slicer.util.tryWithErrorDisplay(_("Could not start the run."), waitCursor=True):
+            job = self.logic.jobFromParameters(p, self.ui.apiKeyLineEdit.text, mode)
+            segmentId = self.ui.segmentSelector.currentSegmentID() or None
+            self.logic.connectSegmentEditorUndo(p.outputSegmentation)
+            prepared = self.logic.engine.prepare(mode, p.inputVolume, p.outputSegmentation, segmentId, job)
+            self._worker = self._worker or self.logic.newWorker()
+            self._worker.submit(
+                lambda progress, cancel: self.logic.engine.compute(prepared, progress, cancel),
+                lambda future: self.onFinished(prepared, future),
+            )
+            self.setRunning(True)
+            self.ui.statusLabel.text = _("Starting...")
+            self._timer.start()
+
+    def onPoll(self):
+        for step, done, total in self._worker.poll():
+            self.ui.progressBar.maximum = max(total, 1)
+            self.ui.progressBar.value = done
+            self.ui.statusLabel.text = step
+
+    def onFinished(self, prepared, future):
+        self._timer.stop()
+        self.setRunning(False)
+        error = future.exception()
+        if error is not None:
+            self.ui.statusLabel.text = _("Stopped: {reason}. The segmentation was not changed.").format(reason=error)
+            if not isinstance(error, self.logic.cancelledError()):
+                slicer.util.errorDisplay(str(error), windowTitle=_("MedSAM-Agent"))
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not write the result."), waitCursor=True):
+            report = self.logic.engine.apply(prepared, future.result())
+            self.ui.segmentSelector.setCurrentSegmentID(report.segment_id)
+            self.ui.statusLabel.text = report.summary
+            self.showTurns(report.trajectory)
+
+    def onCancel(self):
+        if self._worker is not None:
+            self._worker.cancel()
+            self.ui.statusLabel.text = _("Cancelling...")
+
+    def onUndo(self):
+        with slicer.util.tryWithErrorDisplay(_("Could not undo."), waitCursor=True):
+            self.logic.engine.undo()
+
+    def setRunning(self, running):
+        for button in (self.ui.segmentButton, self.ui.propagateButton, self.ui.rerunButton, self.ui.undoButton):
+            button.enabled = not running
+        self.ui.cancelButton.enabled = running
+        if not running:
+            self.ui.progressBar.value = 0
+
+    def showTurns(self, trajectory):
+        self.ui.turnsList.clear()
+        if trajectory is None:
+            return
+        for turn in trajectory.turns:
+            action = turn.action.kind if turn.action.valid else _("invalid: {error}").format(error=turn.action.error)
+            item = qt.QListWidgetItem(f"{turn.number}: {action} {turn.note}".strip())
+            if turn.view is not None:
+                buffer = io.BytesIO()
+                turn.view.resize((64, 64)).save(buffer, format="PNG")
+                pixmap = qt.QPixmap()
+                pixmap.loadFromData(buffer.getvalue(), "PNG")
+                item.setIcon(qt.QIcon(pixmap))
+            item.setToolTip(turn.text)
+            self.ui.turnsList.addItem(item)
+        self.ui.turnsList.addItem(qt.QListWidgetItem(_("ended by: {reason}").format(reason=trajectory.end_reason)))
+
+
+class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
+    """Slicer's parameter node and settings around the GUI-free `SegmentationLogic` (the
+    `engine`), which is created on first use, after the dependencies are in place."""
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._engine = None
+
+    def getParameterNode(self):
+        return MedSAMAgentParameterNode(super().getParameterNode())
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from MedSAMAgentLogic import SegmentationLogic
+
+            self._engine = SegmentationLogic(slicer.mrmlScene, self._segmentEditorNode())
+        return self._engine
+
+    def process(self, volumeNode, segmentationNode, segmentId, job, progress=None, cancel=None):
+        """Segment (agent or prompts) and propagate, without a GUI; see SegmentationLogic."""
+        return self.engine.process(volumeNode, segmentationNode, segmentId, job, progress, cancel)
+
+    @staticmethod
+    def _segmentEditorNode():
+        """The Segment Editor's parameter node when it exists, so that its masking and
+        overwrite settings apply to our runs too."""
+        nodes = slicer.mrmlScene.GetNodesByClass("vtkMRMLSegmentEditorNode")
+        return nodes.GetItemAsObject(0) if nodes.GetNumberOfItems() else None
+
+    def connectSegmentEditorUndo(self, segmentationNode):
+        """Let Ctrl+Z in the Segment Editor undo a run on the segmentation it shows."""
+        editorWidget = self._segmentEditorWidget()
+
+        def saveInSegmentEditor(node):
+            if editorWidget is not None and editorWidget.segmentationNode() is node:
+                editorWidget.saveStateForUndo()
+
+        self.engine.writer.before_write = saveInSegmentEditor
+
+    @staticmethod
+    def _segmentEditorWidget():
+        try:
+            return slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        except AttributeError:
+            return None
+
+    @staticmethod
+    def newWorker():
+        from MedSAMAgentLogic.worker import Worker
+
+        return Worker()
+
+    @staticmethod
+    def cancelledError():
+        from MedSAMAgentLib.errors import Cancelled
+
+        return Cancelled
+
+    @staticmethod
+    def cudaAvailable():
+        try:
+            import torch
+
+            return torch.cuda.is_available()
+        except ImportError:
+            return False
+
+    def jobFromParameters(self, p, apiKey, mode):
+        """A SegmentationJob from the parameter node, the views and the markups."""
+        from MedSAMAgentLogic import SegmentationJob
+
+        if not p.inputVolume:
+            raise ValueError(_("Select an input volume."))
+        sliceNode = slicer.app.layoutManager().sliceWidget(p.keySliceView).mrmlSliceNode()
+        view = VIEW_AXES.get(sliceNode.GetOrientation())
+        if view is None:
+            raise ValueError(_("The {view} view is oblique; set it to axial, coronal or sagittal.").format(view=p.keySliceView))
+        sliceToRas = sliceNode.GetSliceToRAS()
+        centre = [sliceToRas.GetElement(row, 3) for row in range(3)]
+        useAgent = mode == "segment" and p.agentSource != NO_AGENT
+        if useAgent and not p.target.strip():
+            raise ValueError(_("Type a target, or choose '{noAgent}' and place prompts.").format(noAgent=NO_AGENT))
+        job = SegmentationJob(
+            target=p.target.strip() if useAgent else "",
+            view=view,
+            key_slice=None if (useAgent and p.findSlice) else self.engine.key_slice_at(p.inputVolume, view, centre),
+            find_slice=useAgent and p.findSlice,
+            window=None if p.window == "auto" else p.window,
+            segmenter=p.segmenter,
+            checkpoint=p.checkpoint or None,
+            device=p.device,
+            policy="endpoint" if p.agentSource == "endpoint" else "qwen",
+            agent_model=p.agentModel or None,
+            endpoint_url=p.endpointUrl or None,
+            api_key=apiKey or None,
+            recheck_every=p.recheck or None,
+            segment_name=p.target.strip() or None,
+        )
+        if mode == "segment" and not useAgent:
+            job.box_ras = self._roiCorners(p.promptBox)
+            job.points_ras = self._points(p.positivePoints, True) + self._points(p.negativePoints, False)
+        return job
+
+    @staticmethod
+    def _roiCorners(roi):
+        if roi is None or roi.GetNumberOfControlPoints() == 0:
+            return None
+        bounds = [0.0] * 6
+        roi.GetRASBounds(bounds)
+        return (bounds[0], bounds[2], bounds[4]), (bounds[1], bounds[3], bounds[5])
+
+    @staticmethod
+    def _points(markups, positive):
+        if markups is None:
+            return []
+        points = []
+        for index in range(markups.GetNumberOfControlPoints()):
+            position = [0.0, 0.0, 0.0]
+            markups.GetNthControlPointPositionWorld(index, position)
+            points.append((tuple(position), positive))
+        return points
+
+    def ensureDependencies(self):
+        """Check the Python packages; offer to install what is missing (main thread)."""
+        from MedSAMAgentLogic import dependencies
+
+        found = dependencies.problems()
+        if not found:
+            return True
+        pytorchUtils = self._pytorchUtils()
+        plan = dependencies.install_plan(found, pytorchUtils is not None)
+        message = _("MedSAM-Agent needs these Python packages:\n\n{problems}\n\nThis will run:\n\n{plan}\n\nInstall now?").format(
+            problems="\n".join(p.describe() for p in found), plan="\n".join(plan)
+        )
+        if not slicer.util.confirmOkCancelDisplay(message, windowTitle=_("MedSAM-Agent: install dependencies")):
+            return False
+        installTorch = None
+        if pytorchUtils is not None:
+            def installTorch(specifier):
+                pytorchUtils.installTorch(askConfirmation=False, torchVersionRequirement=specifier)
+        with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
+            dependencies.install(found, slicer.util.pip_install, installTorch)
+            remaining = dependencies.problems()
+            if remaining:
+                raise RuntimeError(_("Still missing after installation: {what}. Restart Slicer and try again.").format(
+                    what="; ".join(p.describe() for p in remaining)))
+            return True
+        return False
+
+    @staticmethod
+    def _pytorchUtils():
+        try:
+            import PyTorchUtils
+
+            return PyTorchUtils.PyTorchUtilsLogic()
+        except ImportError:
+            logging.info("PyTorch extension not installed: torch will be installed with pip")
+            return None
+
+
+class MedSAMAgentTest(ScriptedLoadableModuleTest):
+    """The logic's checks (MedSAMAgentLogic.selftest, also run headless by pytest) inside
+    Slicer, on the generated abdominal phantom with LiteMedSAM."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_logic_on_the_phantom()
+
+    def test_logic_on_the_phantom(self):
+        import tempfile
+        from pathlib import Path
+
+        from MedSAMAgentLib.phantom import abdominal_phantom
+        from MedSAMAgentLogic import SegmentationLogic, selftest
+        from MedSAMAgentLogic.volume_nodes import add_volume_node
+
+        self.delayDisplay("Generating the phantom")
+        volume, organs = abdominal_phantom()
+        node = add_volume_node(slicer.mrmlScene, volume.array, volume.geometry.ijk_to_ras(), "phantom")
+        kidney = organs["right kidney"]
+        logic = SegmentationLogic(slicer.mrmlScene)
+        for check in (
+            selftest.check_undo_and_neighbour,
+            selftest.check_overwrite_and_masking,
+            selftest.check_cancel_changes_nothing,
+            selftest.check_edits_survive_a_rerun,
+        ):
+            self.delayDisplay(check.__name__)
+            check(slicer.mrmlScene, node, kidney, logic)
+        with tempfile.TemporaryDirectory() as folder:
+            selftest.check_seg_nrrd_round_trip(slicer.mrmlScene, node, kidney, Path(folder))
+        self.delayDisplay("Test passed")

@@ -1,0 +1,167 @@
+"""The module's logic, headless, on a real MRML scene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from MedSAMAgentLib import cli, segmenters
+from MedSAMAgentLib.errors import InputImageError, MedSAMAgentError
+from MedSAMAgentLib.volume import read_volume
+from MedSAMAgentLogic import selftest
+from MedSAMAgentLogic.segment_writer import segment_array
+from MedSAMAgentLogic.segmentation_logic import SegmentationJob
+from MedSAMAgentLogic.volume_nodes import add_volume_node, volume_from_node
+from Testing.fixtures.anatomy import ct_head
+from Testing.fixtures.volumes import rotation
+
+
+def stored(image: sitk.Image, how: str) -> sitk.Image:
+    if how == "flipped":
+        return sitk.Flip(image, [True, False, True])  # same anatomy, reversed storage
+    if how == "oblique":
+        turned = sitk.Image(image)
+        turned.SetDirection(tuple((rotation("x", 14.0) @ rotation("z", -9.0)).ravel()))
+        return turned
+    return image
+
+
+@pytest.mark.parametrize("how", ["original", "flipped", "oblique"])
+def test_a_box_run_writes_exactly_the_engine_result(tmp_path, scene, logic, litemedsam, monkeypatch, how):
+    """The same CT head, stored three ways: the segment written through the volume node's
+    IJK-to-RAS equals, voxel for voxel, what the command line computes from the file."""
+    path, brain = ct_head()
+    image = stored(sitk.ReadImage(str(path)), how)
+    reference = stored(sitk.GetImageFromArray(brain.astype(np.uint8)), how)
+    source = tmp_path / "head.nrrd"
+    sitk.WriteImage(image, str(source))
+    volume = read_volume(source)
+    node = add_volume_node(scene, volume.array, volume.geometry.ijk_to_ras(), "head")
+    np.testing.assert_allclose(volume_from_node(node).geometry.ijk_to_lps(), volume.geometry.ijk_to_lps(), atol=1e-9)
+    truth = sitk.GetArrayFromImage(reference) > 0
+    job = selftest.prompt_job(node, truth)
+    job.window = "brain"
+    segmentation = selftest.new_segmentation(scene, node)
+    report = logic.process(node, segmentation, None, job)
+    written = segment_array(segmentation, report.segment_id, node)
+
+    monkeypatch.setattr(segmenters, "create_segmenter", lambda *a, **k: litemedsam)
+    output = tmp_path / "engine.nrrd"
+    corners = [*job.box_ras[0], *job.box_ras[1]]
+    assert cli.main(["segment", str(source), "-o", str(output), "--box-ras", *map(str, corners), "--window", "brain",
+                     "--range", *map(str, job.slice_range)]) == 0
+    engine = sitk.GetArrayFromImage(sitk.ReadImage(str(output))) > 0
+    assert written.sum() > 1000
+    np.testing.assert_array_equal(written, engine)
+
+
+def test_undo_and_neighbouring_segment(scene, logic, phantom_node):
+    node, kidney = phantom_node
+    selftest.check_undo_and_neighbour(scene, node, kidney, logic)
+
+
+def test_overwrite_and_masking_settings(scene, logic, phantom_node):
+    node, kidney = phantom_node
+    selftest.check_overwrite_and_masking(scene, node, kidney, logic)
+
+
+def test_cancel_changes_nothing(scene, logic, phantom_node):
+    node, kidney = phantom_node
+    selftest.check_cancel_changes_nothing(scene, node, kidney, logic)
+
+
+def test_edits_survive_a_rerun(scene, logic, phantom_node):
+    node, kidney = phantom_node
+    selftest.check_edits_survive_a_rerun(scene, node, kidney, logic)
+
+
+def test_seg_nrrd_round_trip(tmp_path, scene, phantom_node):
+    node, kidney = phantom_node
+    selftest.check_seg_nrrd_round_trip(scene, node, kidney, tmp_path)
+
+
+def test_new_segment_is_named_coloured_coded_and_in_progress(scene, logic, phantom_node):
+    import slicer
+
+    node, kidney = phantom_node
+    segmentation = selftest.new_segmentation(scene, node)
+    job = selftest.prompt_job(node, kidney)
+    job.segment_name = None
+    job.target = ""
+    job.segment_name = "right kidney"
+    report = logic.process(node, segmentation, None, job)
+    segment = segmentation.GetSegmentation().GetSegment(report.segment_id)
+    assert segment.GetName() == "right kidney"
+    assert "SCT^64033007^Kidney~SCT^24028007^Right" in segment.GetTerminology()
+    status = slicer.vtkSlicerSegmentationsModuleLogic
+    assert status.GetSegmentStatus(segment) == status.InProgress
+    assert "voxels" in report.summary and "mL" in report.summary
+
+
+def test_propagate_from_a_drawn_slice(scene, logic, phantom_node):
+    """The radiologist draws on one slice and presses Propagate: the drawing is kept and
+    followed through the neighbouring slices."""
+    from MedSAMAgentLib.orientation import SlicePlane
+
+    node, kidney = phantom_node
+    plane = SlicePlane.for_view(volume_from_node(node).geometry, "axial")
+    truth = plane.to_display(kidney)
+    key = int(np.argmax(truth.sum(axis=(1, 2))))
+    drawing = np.zeros_like(truth)
+    drawing[key] = truth[key]
+    segmentation = selftest.new_segmentation(scene, node)
+    segment_id = selftest.add_segment(segmentation, node, "kidney", plane.from_display(drawing))
+    job = SegmentationJob(key_slice=key, slice_range=(key - 3, key + 3))
+    report = logic.propagate(node, segmentation, segment_id, job)
+    result = plane.to_display(segment_array(segmentation, segment_id, node))
+    np.testing.assert_array_equal(result[key], truth[key])
+    assert report.locked_slices == [key]
+    assert all(result[i].any() for i in range(key - 3, key + 4))
+
+
+def test_failures_leave_the_scene_untouched(scene, logic, phantom_node):
+    node, kidney = phantom_node
+    segmentation = selftest.new_segmentation(scene, node)
+    selftest.add_segment(segmentation, node, "kept", kidney)
+    before = selftest.snapshot(segmentation, node)
+    empty = add_volume_node(scene, np.zeros((4, 5, 6), np.int16), np.eye(4), "empty")
+    with pytest.raises(InputImageError, match="is empty"):
+        logic.process(empty, segmentation, None, SegmentationJob(key_slice=1))
+    with pytest.raises(MedSAMAgentError, match="nothing to re-run"):
+        logic.rerun(node, segmentation, segmentation.GetSegmentation().GetNthSegmentID(0))
+    job = selftest.prompt_job(node, kidney)
+    job.key_slice = 400
+    with pytest.raises(MedSAMAgentError, match="slice 400 is outside the volume"):
+        logic.process(node, segmentation, None, job)
+    selftest.assert_unchanged(before, selftest.snapshot(segmentation, node), "after failed runs")
+
+
+def test_the_agent_path_with_an_endpoint(scene, logic, phantom_node):
+    from MedSAMAgentLib.agent.protocol import tool_call_text
+    from MedSAMAgentLib.agent.view import Letterbox
+    from MedSAMAgentLib.metrics import dice
+    from MedSAMAgentLib.orientation import SlicePlane
+    from MedSAMAgentLib.prompts import Box
+    from Testing.fixtures.chat_server import ScriptedChatServer
+
+    node, kidney = phantom_node
+    volume = volume_from_node(node)
+    plane = SlicePlane.for_view(volume.geometry, "axial")
+    truth = plane.to_display(kidney)
+    key = int(np.argmax(truth.sum(axis=(1, 2))))
+    letterbox = Letterbox.fit(plane.image_shape, plane.pixel_spacing)
+    box = Box.around(truth[key], 3)
+    grid = [*letterbox.to_grid(box.x0, box.y0), *letterbox.to_grid(box.x1, box.y1)]
+    script = [{"content": tool_call_text("add_bbox", {"bbox_2d": grid})}, {"content": tool_call_text("stop_action", {})}]
+    segmentation = selftest.new_segmentation(scene, node)
+    with ScriptedChatServer(script) as server:
+        job = SegmentationJob(target="right kidney in abdomen CT", key_slice=key, policy="endpoint", endpoint_url=server.url,
+                              api_key="secret", slice_range=(key - 3, key + 3))
+        report = logic.process(node, segmentation, None, job)
+    assert server.headers[0]["Authorization"] == "Bearer secret"
+    assert report.trajectory.actions == 1 and report.trajectory.end_reason == "stop_action"
+    segment = segmentation.GetSegmentation().GetSegment(report.segment_id)
+    assert segment.GetName() == "right kidney"
+    written = plane.to_display(segment_array(segmentation, report.segment_id, node))
+    assert dice(written[key], truth[key]) >= 0.9

@@ -1,0 +1,133 @@
+"""The module's worker thread, dependency checks, and the widget's .ui contract."""
+
+from __future__ import annotations
+
+import ast
+import os
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError
+from MedSAMAgentLogic.dependencies import REQUIREMENTS, install, install_plan, installed_version, problems
+from MedSAMAgentLogic.worker import Worker
+
+MODULE = Path(__file__).resolve().parents[2] / "MedSAMAgent"
+
+
+def wait(worker: Worker, seconds: float = 10.0) -> list:
+    messages = []
+    deadline = time.monotonic() + seconds
+    while worker.busy and time.monotonic() < deadline:
+        messages += worker.poll()
+        time.sleep(0.01)
+    return messages
+
+
+def test_worker_runs_off_the_calling_thread_and_reports_back_on_it():
+    worker = Worker()
+    seen = {}
+
+    def work(progress, cancel):
+        seen["thread"] = threading.current_thread().name
+        for i in range(3):
+            progress("step", i + 1, 3)
+        return 42
+
+    finished = []
+    worker.submit(work, lambda future: finished.append((threading.current_thread().name, future.result())))
+    messages = wait(worker)
+    assert seen["thread"].startswith("MedSAMAgent") and finished == [(threading.current_thread().name, 42)]
+    assert messages == [("step", 1, 3), ("step", 2, 3), ("step", 3, 3)]
+    worker.shutdown()
+
+
+def test_worker_cancel_is_seen_within_a_second_and_one_run_at_a_time():
+    worker = Worker()
+
+    def work(progress, cancel):
+        while True:
+            if cancel():
+                raise Cancelled()
+            time.sleep(0.05)
+
+    outcome = []
+    worker.submit(work, lambda future: outcome.append(future.exception()))
+    with pytest.raises(MedSAMAgentError, match="already in progress"):
+        worker.submit(work, lambda future: None)
+    started = time.monotonic()
+    worker.cancel()
+    wait(worker)
+    assert time.monotonic() - started < 1.0 and isinstance(outcome[0], Cancelled)
+    worker.shutdown()
+
+
+def test_missing_and_out_of_range_packages_are_found_and_planned():
+    versions = {"torch": "2.4.1+cu121", "transformers": "4.57.0", "sam2": None}
+    found = problems(REQUIREMENTS, lambda name: versions[name] if name in versions else installed_version(name))
+    described = {p.requirement.name: p.describe() for p in found}
+    assert described["torch"] == "torch 2.4.1+cu121 is installed, but >=2.5 is needed"
+    assert described["transformers"] == "transformers 4.57.0 is installed, but >=5.0,<6 is needed"
+    assert described["sam2"] == "sam2 is not installed (needs ==1.1.0)"
+    plan = install_plan(found, pytorch_extension_available=True)
+    assert plan[0].startswith("PyTorch extension") and 'SAM2_BUILD_CUDA=0 pip install --no-build-isolation "sam2==1.1.0"' in plan
+    assert not any("torch>=" in line for line in plan)
+    assert any("torch>=2.5" in line for line in install_plan(found, pytorch_extension_available=False))
+
+
+def test_install_order_and_environment():
+    versions = {"torch": None, "sam2": None}
+    found = problems(REQUIREMENTS, lambda name: versions[name] if name in versions else installed_version(name))
+    calls = []
+
+    def pip_install(arguments):
+        calls.append((arguments, os.environ.get("SAM2_BUILD_CUDA")))
+
+    install(found, pip_install, install_torch=lambda specifier: calls.append(("torch via extension", specifier)))
+    assert calls == [("torch via extension", ">=2.5"), ("--no-build-isolation sam2==1.1.0", "0")]
+    assert "SAM2_BUILD_CUDA" not in os.environ
+
+
+def test_this_environment_satisfies_the_requirements():
+    assert problems() == []
+
+
+def widget_names_used() -> set[str]:
+    tree = ast.parse((MODULE / "MedSAMAgent.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui":
+            names.add(node.attr)
+    return names
+
+
+def test_every_widget_the_code_uses_is_in_the_ui_file():
+    root = ElementTree.parse(MODULE / "Resources" / "UI" / "MedSAMAgent.ui").getroot()
+    in_ui = {element.get("name") for element in root.iter("widget")}
+    used = widget_names_used()
+    assert used, "the widget uses no ui names: the parse is broken"
+    assert used <= in_ui, f"missing from the .ui: {sorted(used - in_ui)}"
+
+
+def test_parameter_names_in_the_ui_exist_in_the_parameter_node():
+    root = ElementTree.parse(MODULE / "Resources" / "UI" / "MedSAMAgent.ui").getroot()
+    bound = set()
+    for widget in root.iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound.add(prop.find("string").text)
+    source = (MODULE / "MedSAMAgent.py").read_text()
+    tree = ast.parse(source)
+    wrapper = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "MedSAMAgentParameterNode")
+    fields = {n.target.id for n in wrapper.body if isinstance(n, ast.AnnAssign)}
+    assert bound and bound <= fields, f"bound in the .ui but not parameters: {sorted(bound - fields)}"
+
+
+def test_cmake_lists_every_script_and_resource():
+    cmake = (MODULE / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", "MedSAMAgent")
+    for path in sorted(MODULE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.name != "CMakeLists.txt":
+            assert str(path.relative_to(MODULE)) in cmake, f"{path.relative_to(MODULE)} is not in MedSAMAgent/CMakeLists.txt"
