@@ -368,8 +368,12 @@ class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
             return False
         installTorch = None
         if pytorchUtils is not None:
-            def installTorch(specifier):
-                pytorchUtils.installTorch(askConfirmation=False, torchVersionRequirement=specifier)
+            def installTorch(torchSpecifier, torchvisionSpecifier):
+                pytorchUtils.installTorch(
+                    askConfirmation=False,
+                    torchVersionRequirement=torchSpecifier,
+                    torchvisionVersionRequirement=torchvisionSpecifier,
+                )
         with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
             dependencies.install(found, slicer.util.pip_install, installTorch)
             remaining = dependencies.problems()

@@ -44,7 +44,7 @@ class SlicePlane:
     spacing: tuple[float, float, float]
 
     @classmethod
-    def for_view(cls, geometry: Geometry, view: str = "axial") -> "SlicePlane":
+    def for_view(cls, geometry: Geometry, view: str = "axial") -> SlicePlane:
         if view not in _VIEW_AXES:
             raise PromptError(f"unknown axis {view!r}; choose one of {', '.join(VIEWS)}")
         normal, row_direction, col_direction = _VIEW_AXES[view]

@@ -27,7 +27,7 @@ class Box:
         return [self.x0, self.y0, self.x1, self.y1]
 
     @classmethod
-    def around(cls, mask: np.ndarray, margin: float = 0.0) -> "Box | None":
+    def around(cls, mask: np.ndarray, margin: float = 0.0) -> Box | None:
         """Bounding box of a 2D mask grown by `margin` pixels, clipped to the image."""
         rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:

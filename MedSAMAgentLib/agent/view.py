@@ -33,7 +33,7 @@ class Letterbox:
     size: int = MODEL_IMAGE_SIZE
 
     @classmethod
-    def fit(cls, slice_shape: tuple[int, int], pixel_spacing: tuple[float, float] = (1.0, 1.0), size: int = MODEL_IMAGE_SIZE) -> "Letterbox":
+    def fit(cls, slice_shape: tuple[int, int], pixel_spacing: tuple[float, float] = (1.0, 1.0), size: int = MODEL_IMAGE_SIZE) -> Letterbox:
         height, width = slice_shape
         physical_h, physical_w = height * pixel_spacing[0], width * pixel_spacing[1]
         fit = size / max(physical_h, physical_w)

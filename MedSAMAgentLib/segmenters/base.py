@@ -102,6 +102,3 @@ class Segmenter(ABC):
         """Mask input standing for a binary slice mask that did not come from this model
         (a propagated or hand-drawn one), for segmenters with `uses_mask_input`."""
         raise NotImplementedError(f"{self.name} takes no mask input")
-
-    def release(self) -> None:
-        """Free cached state (image embeddings, inference state)."""

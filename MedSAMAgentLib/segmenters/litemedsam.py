@@ -109,7 +109,7 @@ class LiteMedSAM(Segmenter):
         mask = frame.to_slice(logits) > 0
         return Prediction(mask=mask.cpu().numpy(), logits=logits, score=float(iou[0, 0]))
 
-    def _embed(self, image: np.ndarray, frame: "_ModelFrame") -> torch.Tensor:
+    def _embed(self, image: np.ndarray, frame: _ModelFrame) -> torch.Tensor:
         key = hashlib.blake2b(image.tobytes(), digest_size=16)
         key.update(np.asarray(image.shape).tobytes())
         key = key.digest()
@@ -155,8 +155,6 @@ class LiteMedSAM(Segmenter):
     def _predict_frame(self, frames: SliceFrames, slice_index: int, prompts: SlicePrompts) -> np.ndarray:
         return self.predict_slice(frames[slice_index], prompts).mask
 
-    def release(self) -> None:
-        self._embeddings.clear()
 
 
 def _tracking_box(guide: np.ndarray | None) -> Box | None:

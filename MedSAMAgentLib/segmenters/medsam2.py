@@ -207,8 +207,6 @@ class MedSAM2(Segmenter):
     def _precision(self):
         return autocast(self.device) if self.mixed_precision else contextlib.nullcontext()
 
-    def release(self) -> None:
-        self._features.clear()
 
 
 def _quiet_sam2() -> None:

@@ -14,7 +14,7 @@ from MedSAMAgentLib.engine import segment, slice_frames
 from MedSAMAgentLib.errors import CheckpointError
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest
-from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, build_model, resolve_checkpoint
+from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, resolve_checkpoint
 
 
 def test_shipped_config_is_medsam2_at_512(medsam2):

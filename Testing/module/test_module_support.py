@@ -86,8 +86,8 @@ def test_install_order_and_environment():
     def pip_install(arguments):
         calls.append((arguments, os.environ.get("SAM2_BUILD_CUDA")))
 
-    install(found, pip_install, install_torch=lambda specifier: calls.append(("torch via extension", specifier)))
-    assert calls == [("torch via extension", ">=2.5"), ("--no-build-isolation sam2==1.1.0", "0")]
+    install(found, pip_install, install_torch=lambda torch, torchvision: calls.append(("torch via extension", torch, torchvision)))
+    assert calls == [("torch via extension", ">=2.5", ">=0.20"), ("--no-build-isolation sam2==1.1.0", "0")]
     assert "SAM2_BUILD_CUDA" not in os.environ
 
 
