@@ -129,6 +129,14 @@ class SlicePlane:
         by_axis = {self.row_axis: row, self.col_axis: col}
         return tuple(by_axis[axis] for axis in self.in_plane_index_axes)
 
+    def voxel_index(self, slice_index: int, row: float, col: float) -> list[float]:
+        """A display pixel on a slice -> the 3D voxel index (i, j, k)."""
+        ijk = [0.0, 0.0, 0.0]
+        ijk[self.slice_axis] = slice_index
+        for axis, value in zip(self.in_plane_index_axes, self.pixel_to_index(row, col)):
+            ijk[axis] = value
+        return ijk
+
     def split_index(self, ijk) -> tuple[int, tuple[float, float]]:
         """A 3D voxel index -> (slice, in-plane indices in index order)."""
         return ijk[self.slice_axis], tuple(ijk[axis] for axis in self.in_plane_index_axes)

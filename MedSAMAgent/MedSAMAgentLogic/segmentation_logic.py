@@ -32,7 +32,7 @@ from MedSAMAgentLib.volume import Volume
 
 from .edits import EditTracker, LastResult, edited_slices
 from .segment_writer import SegmentWriter, segment_array
-from .volume_nodes import volume_from_node
+from .volume_nodes import geometry_of, volume_from_node
 
 SEGMENT, PROPAGATE, RERUN = "segment", "propagate", "rerun"
 
@@ -262,7 +262,7 @@ class SegmentationLogic:
     def key_slice_at(volume_node, view: str, ras) -> int:
         """The slice index, along `view`'s axis, of the volume slice through a RAS point
         (the centre of what a slice view shows)."""
-        geometry = volume_from_node(volume_node).geometry
+        geometry = geometry_of(volume_node)
         plane = SlicePlane.for_view(geometry, view)
         index = geometry.ras_to_continuous_index(ras)[plane.slice_axis]
         return plane.check_slice(int(np.rint(index)))

@@ -17,7 +17,7 @@ from MedSAMAgentLib.prompts import Box
 
 from .segment_writer import oriented_labelmap, segment_array
 from .segmentation_logic import SegmentationJob, SegmentationLogic
-from .volume_nodes import volume_from_node
+from .volume_nodes import geometry_of
 
 RANGE_HALF_WIDTH = 3
 
@@ -25,21 +25,18 @@ RANGE_HALF_WIDTH = 3
 def prompt_job(volume_node, reference: np.ndarray, view: str = "axial", margin: float = 3) -> SegmentationJob:
     """A markup-style job: the reference's box on its largest slice, as two RAS corners,
     propagated over a few slices each way (kept short so the check runs in seconds)."""
-    volume = volume_from_node(volume_node)
-    plane = SlicePlane.for_view(volume.geometry, view)
+    geometry = geometry_of(volume_node)
+    plane = SlicePlane.for_view(geometry, view)
     stack = plane.to_display(reference)
     key = int(np.argmax(stack.sum(axis=(1, 2))))
     box = Box.around(stack[key], margin)
-    corners = []
-    for row, col in ((box.y0, box.x0), (box.y1, box.x1)):
-        index = [0, 0, 0]
-        index[plane.slice_axis] = key
-        for axis, value in zip(plane.in_plane_index_axes, plane.pixel_to_index(row, col)):
-            index[axis] = value
-        corners.append(tuple((volume.geometry.ijk_to_ras() @ [*index, 1.0])[:3]))
+    corners = tuple(
+        tuple((geometry.ijk_to_ras() @ [*plane.voxel_index(key, row, col), 1.0])[:3])
+        for row, col in ((box.y0, box.x0), (box.y1, box.x1))
+    )
     first = max(0, key - RANGE_HALF_WIDTH)
     last = min(plane.num_slices - 1, key + RANGE_HALF_WIDTH)
-    return SegmentationJob(view=view, key_slice=key, box_ras=tuple(corners), slice_range=(first, last), segment_name="target", device="cpu")
+    return SegmentationJob(view=view, key_slice=key, box_ras=corners, slice_range=(first, last), segment_name="target", device="cpu")
 
 
 def new_segmentation(scene, volume_node, name="segmentation"):
@@ -136,7 +133,7 @@ def check_edits_survive_a_rerun(scene, volume_node, reference: np.ndarray, logic
     segmentation = new_segmentation(scene, volume_node)
     job = prompt_job(volume_node, reference)
     report = logic.process(volume_node, segmentation, None, job)
-    plane = SlicePlane.for_view(volume_from_node(volume_node).geometry, job.view)
+    plane = SlicePlane.for_view(geometry_of(volume_node), job.view)
     result = plane.to_display(segment_array(segmentation, report.segment_id, volume_node))
     present = np.flatnonzero(result.any(axis=(1, 2)))
     erased, drawn = int(present[0]), int(present[-1])

@@ -35,9 +35,13 @@ def volume_from_node(volume_node) -> Volume:
     array = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dimensions[::-1])
     if array.min() == array.max():
         raise InputImageError(f"{volume_node.GetName()} is empty: every voxel has the value {array.min()}")
-    geometry = Geometry.from_ijk_to_ras(_world_ijk_to_ras(volume_node), dimensions)
     modality = _dicom_modality(volume_node) or guess_modality(array)
-    return Volume(array=array, geometry=geometry, modality=modality, description=volume_node.GetName())
+    return Volume(array=array, geometry=geometry_of(volume_node), modality=modality, description=volume_node.GetName())
+
+
+def geometry_of(volume_node) -> Geometry:
+    """The node's voxel grid in world coordinates, without reading its voxels."""
+    return Geometry.from_ijk_to_ras(_world_ijk_to_ras(volume_node), volume_node.GetImageData().GetDimensions())
 
 
 def _world_ijk_to_ras(volume_node) -> np.ndarray:

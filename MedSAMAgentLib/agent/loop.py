@@ -148,7 +148,8 @@ def run_agent(
     if starting is not None and starting.mask.any():
         box = Box.around(starting.mask)
         trajectory.mask = starting.mask.astype(bool)
-        trajectory.logits = _logits_from_mask(starting.mask, segmenter)
+        # the mask under review did not come from the segmenter: stand-in mask input
+        trajectory.logits = segmenter.logits_from_mask(starting.mask) if segmenter.uses_mask_input else None
         grid = [*letterbox.to_grid(box.x0, box.y0), *letterbox.to_grid(box.x1, box.y1)]
         opening = tool_call_text("add_bbox", {"bbox_2d": grid})
         view = letterbox.image(image)
@@ -242,11 +243,3 @@ def _prompts(action: ParsedAction, letterbox: Letterbox, clicks: _Clicks, box: B
     if previous is not None:
         return SlicePrompts(points=(point,)), previous
     return SlicePrompts(box=None if segmenter.uses_mask_input else box, points=tuple(clicks.points)), None
-
-
-def _logits_from_mask(mask: np.ndarray, segmenter: Segmenter):
-    """Mask input for refining a mask that did not come from the segmenter (a propagated
-    one): the binary mask as saturated logits at the segmenter's mask-input size."""
-    if not segmenter.uses_mask_input:
-        return None
-    return segmenter.logits_from_mask(mask)

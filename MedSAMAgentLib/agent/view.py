@@ -68,11 +68,13 @@ class Letterbox:
         y = (model_y - self.offset_y) / self.scale_y
         return float(np.clip(x, 0, self.slice_width - 1)), float(np.clip(y, 0, self.slice_height - 1))
 
+    def to_model(self, x: float, y: float) -> tuple[float, float]:
+        """Slice pixel -> pixel of the 512x512 view."""
+        return x * self.scale_x + self.offset_x, y * self.scale_y + self.offset_y
+
     def to_grid(self, x: float, y: float) -> tuple[int, int]:
         """Slice pixel -> nearest 0-999 grid point (what a policy that sees the slice writes)."""
-        model_x = x * self.scale_x + self.offset_x
-        model_y = y * self.scale_y + self.offset_y
-        grid = np.rint(np.array([model_x, model_y]) / self.size * COORDINATE_SCALE)
+        grid = np.rint(np.array(self.to_model(x, y)) / self.size * COORDINATE_SCALE)
         return tuple(int(v) for v in np.clip(grid, 0, MAX_COORDINATE))
 
     def box_to_slice(self, grid_box) -> Box:

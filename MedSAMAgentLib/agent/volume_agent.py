@@ -174,10 +174,7 @@ def draw_turn(trajectory: Trajectory, turn) -> Image.Image:
 
         picture = Image.fromarray(overlay(np.asarray(picture), letterbox.mask(turn.mask), 0.35, (255, 200, 0)))
     pen = ImageDraw.Draw(picture)
-
-    def to_view(x, y):
-        return x * letterbox.scale_x + letterbox.offset_x, y * letterbox.scale_y + letterbox.offset_y
-
+    to_view = letterbox.to_model
     if turn.prompts is not None:
         if turn.prompts.box is not None:
             box = turn.prompts.box

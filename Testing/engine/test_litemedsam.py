@@ -119,11 +119,7 @@ def test_the_same_anatomy_stored_differently_gives_the_same_voxels(tmp_path, lit
     box = Box.around(truth[key], 4)
     corners = []
     for row, col in ((box.y0, box.x0), (box.y1, box.x1)):
-        index = [0, 0, 0]
-        index[frames.plane.slice_axis] = key
-        for axis, value in zip(frames.plane.in_plane_index_axes, frames.plane.pixel_to_index(row, col)):
-            index[axis] = value
-        corners += list((volume.geometry.ijk_to_ras() @ [*index, 1.0])[:3])
+        corners += list((volume.geometry.ijk_to_ras() @ [*frames.plane.voxel_index(key, row, col), 1.0])[:3])
     results = {}
     for name in ("original", "stored"):
         reread = read_volume(tmp_path / f"{name}.nrrd")
