@@ -22,6 +22,7 @@ from slicer import (
     vtkMRMLSegmentationNode,
 )
 from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
@@ -31,16 +32,16 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from MedSAMAgentLogic.parameters import AGENT_SOURCES, LOCAL_MODEL, job_from_parameters
+
 API_KEY_SETTING = "MedSAMAgent/EndpointApiKey"
-VIEW_AXES = {"Axial": "axial", "Coronal": "coronal", "Sagittal": "sagittal"}
-NO_AGENT = "no agent (my prompts)"
 
 
 class MedSAMAgent(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("MedSAM-Agent")
-        self.parent.categories = [_("Segmentation")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.contributors = ["MedSAM-Agent for 3D Slicer developers"]
         self.parent.helpText = _(
             "Type what to segment (for example <i>right kidney in abdomen CT</i>): the MedSAM-Agent model places "
@@ -62,7 +63,7 @@ class MedSAMAgentParameterNode:
     window: Annotated[str, Choice(["auto", "abdomen", "lung", "brain", "mediastinum", "bone", "percentile"])] = "auto"
     segmenter: Annotated[str, Choice(["litemedsam", "medsam2"])] = "litemedsam"
     checkpoint: str = ""
-    agentSource: Annotated[str, Choice(["local model", "endpoint", NO_AGENT])] = "local model"
+    agentSource: Annotated[str, Choice(list(AGENT_SOURCES))] = LOCAL_MODEL
     agentModel: str = "Saint-lsy/MedSAM-Agent-Qwen3-VL-8B-MedSAM2"
     endpointUrl: str = ""
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
@@ -98,6 +99,9 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.clicked.connect(self.onCancel)
         self.ui.undoButton.clicked.connect(self.onUndo)
         self.ui.deviceComboBox.currentTextChanged.connect(self.updateDeviceWarning)
+        # After the .ui's own connection has shown the new segmentation's segments: a new
+        # segmentation starts with "new segment", never with one of its segments to overwrite.
+        self.ui.outputSegmentationSelector.currentNodeChanged.connect(lambda node: self.ui.segmentSelector.setCurrentSegmentID(""))
         self._timer = qt.QTimer()
         self._timer.setInterval(100)
         self._timer.timeout.connect(self.onPoll)
@@ -123,6 +127,7 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
+        self.logic.forgetScene()
 
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
@@ -131,7 +136,9 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self):
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
-            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolume:
+                self._parameterNode.inputVolume = firstVolume
 
     def setParameterNode(self, parameterNode):
         if self._parameterNode:
@@ -145,23 +152,28 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         qt.QSettings().setValue(API_KEY_SETTING, self.ui.apiKeyLineEdit.text)
 
     def updateDeviceWarning(self, *args):
+        from MedSAMAgentLogic.dependencies import cuda_available
+
         device = self.ui.deviceComboBox.currentText
-        onCpu = device == "cpu" or (device == "auto" and not self.logic.cudaAvailable())
-        self.ui.cpuWarningLabel.text = (
-            _("Running on the CPU: LiteMedSAM takes about a second per slice; the 8B agent takes minutes per turn.")
-            if onCpu else ""
-        )
+        cuda = cuda_available()
+        if device != "cpu" and cuda is None:
+            self.ui.cpuWarningLabel.text = _("PyTorch is not installed yet: the first run offers to install it.")
+        elif device == "cpu" or (device == "auto" and not cuda):
+            self.ui.cpuWarningLabel.text = _(
+                "Running on the CPU: LiteMedSAM takes about a second per slice; the 8B agent takes minutes per turn.")
+        else:
+            self.ui.cpuWarningLabel.text = ""
 
     def onRun(self, mode):
         if not self.logic.ensureDependencies():
             return
         p = self._parameterNode
-        if not p.outputSegmentation:
-            segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
-            segmentation.CreateDefaultDisplayNodes()
-            p.outputSegmentation = segmentation
         with slicer.util.tryWithErrorDisplay(_("Could not start the run."), waitCursor=True):
-            job = self.logic.jobFromParameters(p, self.ui.apiKeyLineEdit.text, mode)
+            job = job_from_parameters(p, slicer.mrmlScene, self.ui.apiKeyLineEdit.text, mode)
+            if not p.outputSegmentation:
+                segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+                segmentation.CreateDefaultDisplayNodes()
+                p.outputSegmentation = segmentation
             segmentId = self.ui.segmentSelector.currentSegmentID() or None
             self.logic.connectSegmentEditorUndo(p.outputSegmentation)
             prepared = self.logic.engine.prepare(mode, p.inputVolume, p.outputSegmentation, segmentId, job)
@@ -175,10 +187,12 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.start()
 
     def onPoll(self):
-        for step, done, total in self._worker.poll():
-            self.ui.progressBar.maximum = max(total, 1)
-            self.ui.progressBar.value = done
-            self.ui.statusLabel.text = step
+        self._worker.poll(self.showProgress)
+
+    def showProgress(self, step, done, total):
+        self.ui.progressBar.maximum = max(total, 1)
+        self.ui.progressBar.value = done
+        self.ui.statusLabel.text = step
 
     def onFinished(self, prepared, future):
         self._timer.stop()
@@ -201,8 +215,14 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("Cancelling...")
 
     def onUndo(self):
+        selected = self.ui.segmentSelector.currentSegmentID()
         with slicer.util.tryWithErrorDisplay(_("Could not undo."), waitCursor=True):
             self.logic.engine.undo()
+        segmentation = self._parameterNode.outputSegmentation
+        if selected and (not segmentation or segmentation.GetSegmentation().GetSegment(selected) is None):
+            # The undone run had made that segment; the selector has since picked another,
+            # which the next run must not overwrite.
+            self.ui.segmentSelector.setCurrentSegmentID("")
 
     def setRunning(self, running):
         for button in (self.ui.segmentButton, self.ui.propagateButton, self.ui.rerunButton, self.ui.undoButton):
@@ -243,28 +263,25 @@ class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
     @property
     def engine(self):
         if self._engine is None:
-            from MedSAMAgentLogic import SegmentationLogic
+            from MedSAMAgentLogic.segmentation_logic import SegmentationLogic
 
-            self._engine = SegmentationLogic(slicer.mrmlScene, self._segmentEditorNode())
+            self._engine = SegmentationLogic(slicer.mrmlScene)
         return self._engine
+
+    def forgetScene(self):
+        if self._engine is not None:
+            self._engine.forget_scene()
 
     def process(self, volumeNode, segmentationNode, segmentId, job, progress=None, cancel=None):
         """Segment (agent or prompts) and propagate, without a GUI; see SegmentationLogic."""
         return self.engine.process(volumeNode, segmentationNode, segmentId, job, progress, cancel)
-
-    @staticmethod
-    def _segmentEditorNode():
-        """The Segment Editor's parameter node when it exists, so that its masking and
-        overwrite settings apply to our runs too."""
-        nodes = slicer.mrmlScene.GetNodesByClass("vtkMRMLSegmentEditorNode")
-        return nodes.GetItemAsObject(0) if nodes.GetNumberOfItems() else None
 
     def connectSegmentEditorUndo(self, segmentationNode):
         """Let Ctrl+Z in the Segment Editor undo a run on the segmentation it shows."""
         editorWidget = self._segmentEditorWidget()
 
         def saveInSegmentEditor(node):
-            if editorWidget is not None and editorWidget.segmentationNode() is node:
+            if editorWidget is not None and editorWidget.segmentationNode() == node:
                 editorWidget.saveStateForUndo()
 
         self.engine.writer.before_write = saveInSegmentEditor
@@ -288,70 +305,6 @@ class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
 
         return Cancelled
 
-    @staticmethod
-    def cudaAvailable():
-        try:
-            import torch
-
-            return torch.cuda.is_available()
-        except ImportError:
-            return False
-
-    def jobFromParameters(self, p, apiKey, mode):
-        """A SegmentationJob from the parameter node, the views and the markups."""
-        from MedSAMAgentLogic import SegmentationJob
-
-        if not p.inputVolume:
-            raise ValueError(_("Select an input volume."))
-        sliceNode = slicer.app.layoutManager().sliceWidget(p.keySliceView).mrmlSliceNode()
-        view = VIEW_AXES.get(sliceNode.GetOrientation())
-        if view is None:
-            raise ValueError(_("The {view} view is oblique; set it to axial, coronal or sagittal.").format(view=p.keySliceView))
-        sliceToRas = sliceNode.GetSliceToRAS()
-        centre = [sliceToRas.GetElement(row, 3) for row in range(3)]
-        useAgent = mode == "segment" and p.agentSource != NO_AGENT
-        if useAgent and not p.target.strip():
-            raise ValueError(_("Type a target, or choose '{noAgent}' and place prompts.").format(noAgent=NO_AGENT))
-        job = SegmentationJob(
-            target=p.target.strip() if useAgent else "",
-            view=view,
-            key_slice=None if (useAgent and p.findSlice) else self.engine.key_slice_at(p.inputVolume, view, centre),
-            find_slice=useAgent and p.findSlice,
-            window=None if p.window == "auto" else p.window,
-            segmenter=p.segmenter,
-            checkpoint=p.checkpoint or None,
-            device=p.device,
-            policy="endpoint" if p.agentSource == "endpoint" else "qwen",
-            agent_model=p.agentModel or None,
-            endpoint_url=p.endpointUrl or None,
-            api_key=apiKey or None,
-            recheck_every=p.recheck or None,
-            segment_name=p.target.strip() or None,
-        )
-        if mode == "segment" and not useAgent:
-            job.box_ras = self._roiCorners(p.promptBox)
-            job.points_ras = self._points(p.positivePoints, True) + self._points(p.negativePoints, False)
-        return job
-
-    @staticmethod
-    def _roiCorners(roi):
-        if roi is None or roi.GetNumberOfControlPoints() == 0:
-            return None
-        bounds = [0.0] * 6
-        roi.GetRASBounds(bounds)
-        return (bounds[0], bounds[2], bounds[4]), (bounds[1], bounds[3], bounds[5])
-
-    @staticmethod
-    def _points(markups, positive):
-        if markups is None:
-            return []
-        points = []
-        for index in range(markups.GetNumberOfControlPoints()):
-            position = [0.0, 0.0, 0.0]
-            markups.GetNthControlPointPositionWorld(index, position)
-            points.append((tuple(position), positive))
-        return points
-
     def ensureDependencies(self):
         """Check the Python packages; offer to install what is missing (main thread)."""
         from MedSAMAgentLogic import dependencies
@@ -374,14 +327,26 @@ class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
                     torchVersionRequirement=torchSpecifier,
                     torchvisionVersionRequirement=torchvisionSpecifier,
                 )
-        with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
-            dependencies.install(found, slicer.util.pip_install, installTorch)
-            remaining = dependencies.problems()
-            if remaining:
-                raise RuntimeError(_("Still missing after installation: {what}. Restart Slicer and try again.").format(
-                    what="; ".join(p.describe() for p in remaining)))
-            return True
-        return False
+        loadedBeforeInstall = dependencies.loaded_among(found)
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
+                dependencies.install(found, slicer.util.pip_install, installTorch)
+                remaining = dependencies.problems()
+                if remaining:
+                    raise RuntimeError(_("Still missing after installation: {what}. Restart Slicer and try again.").format(
+                        what="; ".join(p.describe() for p in remaining)))
+        except Exception:  # noqa: BLE001 - tryWithErrorDisplay has shown it
+            return False
+        if loadedBeforeInstall:
+            restartNow = slicer.util.confirmYesNoDisplay(
+                _("{packages} had already been loaded; the new versions are used after a restart. Restart 3D Slicer now?").format(
+                    packages=", ".join(loadedBeforeInstall)),
+                windowTitle=_("MedSAM-Agent: restart needed"),
+            )
+            if restartNow:
+                slicer.util.restart()
+            return False
+        return True
 
     @staticmethod
     def _pytorchUtils():
@@ -410,7 +375,8 @@ class MedSAMAgentTest(ScriptedLoadableModuleTest):
         from pathlib import Path
 
         from MedSAMAgentLib.phantom import abdominal_phantom
-        from MedSAMAgentLogic import SegmentationLogic, selftest
+        from MedSAMAgentLogic import selftest
+        from MedSAMAgentLogic.segmentation_logic import SegmentationLogic
         from MedSAMAgentLogic.volume_nodes import add_volume_node
 
         self.delayDisplay("Generating the phantom")
@@ -426,6 +392,8 @@ class MedSAMAgentTest(ScriptedLoadableModuleTest):
         ):
             self.delayDisplay(check.__name__)
             check(slicer.mrmlScene, node, kidney, logic)
+        self.delayDisplay("check_manual_prompts_from_settings")
+        selftest.check_manual_prompts_from_settings(slicer.mrmlScene, node, kidney, logic, MedSAMAgentLogic().getParameterNode())
         with tempfile.TemporaryDirectory() as folder:
             selftest.check_seg_nrrd_round_trip(slicer.mrmlScene, node, kidney, Path(folder))
         self.delayDisplay("Test passed")

@@ -12,11 +12,11 @@ import time
 import warnings
 from pathlib import Path
 
+from .agent.policies import POLICIES
 from .errors import MedSAMAgentError, PromptError
+from .orientation import VIEWS
 from .segmenters import DEFAULT_SEGMENTER, SEGMENTERS
 from .segmenters.devices import DEVICE_CHOICES
-from .agent.policies import POLICIES
-from .orientation import VIEWS
 
 EXIT_USER_ERROR = 2
 
@@ -142,12 +142,10 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from .agent.evaluation import evaluate, summarise
+    from .agent.evaluation import evaluate, read_manifest, summarise
     from .agent.policies import create_policy
-    from .segmenters import create_segmenter
-
-    from .agent.evaluation import read_manifest
     from .errors import OutputError
+    from .segmenters import create_segmenter
 
     if (args.output_dir / "cases.csv").exists() and not args.overwrite:
         raise OutputError(f"{args.output_dir} already holds an evaluation; pass --overwrite to replace it")

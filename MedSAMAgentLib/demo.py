@@ -16,8 +16,8 @@ import numpy as np
 
 from .anatomy import segment_style
 from .engine import segment, slice_frames
-from .metrics import dice
 from .errors import OutputError
+from .metrics import dice
 from .montage import montage
 from .phantom import DEMO_TARGET, abdominal_phantom
 from .prompts import Box, SlicePrompts

@@ -9,6 +9,7 @@ against the torch already installed.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -116,3 +117,29 @@ def install(found: list[Problem], pip_install, install_torch=None) -> None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def loaded_among(found: list[Problem], loaded_modules=None) -> list[str]:
+    """Installed distributions among `found` whose modules this process has already
+    imported: upgrading them takes effect only after a restart."""
+    loaded_modules = sys.modules if loaded_modules is None else loaded_modules
+    distributions_of = metadata.packages_distributions()
+    loaded = {
+        distribution.lower()
+        for module, distributions in distributions_of.items()
+        if module in loaded_modules
+        for distribution in distributions
+    }
+    return [p.requirement.name for p in found if p.installed is not None and p.requirement.name.lower() in loaded]
+
+
+def cuda_available(version_of=installed_version, loaded_modules=None) -> bool | None:
+    """Whether torch sees a CUDA GPU; None when torch is missing or out of range. torch is
+    imported only when it is already loaded or fit for use, so that an install later in
+    this session is not shadowed by an old torch held in memory."""
+    loaded_modules = sys.modules if loaded_modules is None else loaded_modules
+    if "torch" not in loaded_modules and problems((TORCH,), version_of):
+        return None
+    import torch
+
+    return bool(torch.cuda.is_available())

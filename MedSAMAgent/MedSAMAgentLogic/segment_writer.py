@@ -15,29 +15,32 @@ from MedSAMAgentLib.errors import MedSAMAgentError
 
 from .volume_nodes import _world_ijk_to_ras
 
+SEGMENT_EDITOR_SINGLETON = "SegmentEditor"  # the tag of the Segment Editor module's parameter node
+
 
 class SegmentWriter:
-    """Owns a GUI-free Segment Editor logic bound to an editor parameter node: the Segment
-    Editor's own node inside Slicer (so the user's settings apply), or a node of its own,
-    created with "modify other segments: none", when there is none."""
+    """Owns a GUI-free Segment Editor logic and a parameter node of its own (not saved with
+    the scene). Before each write it takes the masking and overwrite settings from the
+    Segment Editor module's node when the scene has one, so the user's settings apply
+    without changing what the Segment Editor shows; without one, other segments are left
+    alone ("modify other segments: none")."""
 
-    def __init__(self, scene, editor_node=None):
+    def __init__(self, scene):
+        if not hasattr(slicer, "vtkSlicerSegmentEditorLogic"):
+            raise MedSAMAgentError("MedSAM-Agent needs 3D Slicer 5.10 or later (for the Segment Editor logic it writes through)")
         self.scene = scene
-        if editor_node is None:
-            editor_node = scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "MedSAMAgentSegmentEditor")
-            editor_node.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
-        self.editor_node = editor_node
         self.logic = slicer.vtkSlicerSegmentEditorLogic()
         self.logic.SetMRMLScene(scene)
-        self.logic.SetSegmentEditorNode(editor_node)
+        self.editor_node = None
         # Inside Slicer, the Segment Editor widget's own saveStateForUndo, so that Ctrl+Z
         # there also undoes a run.
         self.before_write = None
 
-    def write(self, segmentation_node, segment_id: str | None, volume_node, mask: np.ndarray, style: SegmentStyle) -> str:
+    def write(self, segmentation_node, segment_id: str | None, volume_node, mask: np.ndarray, style: SegmentStyle) -> tuple[str, np.ndarray]:
         """Replace the segment by `mask` ((k, j, i) on the volume's grid) as one undo step;
         without a segment, create one named, coloured and coded after the target. The segment
-        is marked "in progress" either way. Returns the segment's ID."""
+        is marked "in progress" either way. Returns the segment's ID and what it now holds
+        on the volume's grid (the mask as the masking settings let it be written)."""
         segmentation = segmentation_node.GetSegmentation()
         if segment_id and segmentation.GetSegment(segment_id) is None:
             raise MedSAMAgentError(f"segment {segment_id!r} is no longer in {segmentation_node.GetName()}")
@@ -46,6 +49,7 @@ class SegmentWriter:
                 f"{segmentation_node.GetName()} is stored as {segmentation.GetSourceRepresentationName()}; "
                 "convert it to a binary labelmap in the Segmentations module first"
             )
+        self._take_user_settings(segmentation)
         self.bind(segmentation_node, segment_id or "", volume_node)
         if not self.logic.SaveStateForUndo():
             raise MedSAMAgentError(f"could not save an undo state for {segmentation_node.GetName()}")
@@ -60,7 +64,14 @@ class SegmentWriter:
         labelmap = oriented_labelmap(mask, volume_node, segmentation_node)
         editor = slicer.vtkSlicerSegmentEditorLogic
         self.logic.ModifySegmentByLabelmap(segmentation_node, segment_id, labelmap, editor.ModificationModeSet, False, False)
-        return segment_id
+        written = segment_array(segmentation_node, segment_id, volume_node)
+        if mask.any() and not written.any():
+            self.logic.Undo()
+            raise MedSAMAgentError(
+                "nothing could be written: the Segment Editor's masking settings (editable area or intensity range) "
+                "exclude the whole result; the segmentation was not changed"
+            )
+        return segment_id, written
 
     def bind(self, segmentation_node, segment_id: str, volume_node) -> None:
         if segmentation_node.GetNodeReference(segmentation_node.GetReferenceImageGeometryReferenceRole()) is None:
@@ -69,11 +80,42 @@ class SegmentWriter:
         self.logic.SetSourceVolumeNode(volume_node)
         self.logic.SetCurrentSegmentID(segment_id)
 
-    def undo(self) -> None:
-        self.logic.Undo()
+    def _own_node(self):
+        """The writer's parameter node, made again when a closed scene took it away."""
+        if self.editor_node is None or self.editor_node.GetScene() is not self.scene:
+            node = slicer.vtkMRMLSegmentEditorNode()
+            node.SetName("MedSAMAgentSegmentEditor")
+            node.SetHideFromEditors(True)
+            node.SetSaveWithScene(False)
+            self.scene.AddNode(node)
+            self.editor_node = node
+            self.logic.SetSegmentEditorNode(node)
+        return self.editor_node
 
-    def can_undo(self) -> bool:
-        return bool(self.logic.CanUndo())
+    def _take_user_settings(self, segmentation) -> None:
+        own = self._own_node()
+        user = self.scene.GetSingletonNode(SEGMENT_EDITOR_SINGLETON, "vtkMRMLSegmentEditorNode")
+        if user is None:
+            own.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+            own.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedEverywhere)
+            own.SetSourceVolumeIntensityMask(False)
+            return
+        mask_segment = user.GetMaskSegmentID() or ""
+        if user.GetMaskMode() == slicer.vtkMRMLSegmentationNode.EditAllowedInsideSingleSegment and segmentation.GetSegment(mask_segment) is None:
+            raise MedSAMAgentError(
+                f"the Segment Editor's editable area is inside segment {mask_segment!r}, which this segmentation does not have; "
+                "change the editable area in the Segment Editor's masking settings"
+            )
+        own.SetOverwriteMode(user.GetOverwriteMode())
+        own.SetMaskMode(user.GetMaskMode())
+        own.SetMaskSegmentID(mask_segment)
+        own.SetSourceVolumeIntensityMask(user.GetSourceVolumeIntensityMask())
+        own.SetSourceVolumeIntensityMaskRange(*user.GetSourceVolumeIntensityMaskRange())
+
+    def undo(self) -> None:
+        if not self.logic.CanUndo():
+            raise MedSAMAgentError("nothing to undo: no run has written into this segmentation since it was last selected")
+        self.logic.Undo()
 
 
 def _style(segment, style: SegmentStyle) -> None:
@@ -107,7 +149,7 @@ def segment_array(segmentation_node, segment_id: str, volume_node) -> np.ndarray
     segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap)
     reference = oriented_labelmap(np.zeros(_dimensions(volume_node)[::-1], np.uint8), volume_node, segmentation_node)
     resampled = slicer.vtkOrientedImageData()
-    slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(labelmap, reference, resampled, False, True)
+    slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(labelmap, reference, resampled, False, False)
     values = numpy_support.vtk_to_numpy(resampled.GetPointData().GetScalars())
     return values.reshape(resampled.GetDimensions()[::-1]) > 0
 

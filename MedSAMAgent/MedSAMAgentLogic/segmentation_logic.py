@@ -24,7 +24,13 @@ from MedSAMAgentLib.engine import SegmentationResult, segment, slice_frames
 from MedSAMAgentLib.errors import MedSAMAgentError, PromptError
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.progress import CancelCheck, ProgressCallback
-from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, check_prompts, point_from_ras
+from MedSAMAgentLib.prompts import (
+    SlicePrompts,
+    box_from_ras,
+    check_prompts,
+    point_from_ras,
+    ras_to_voxel,
+)
 from MedSAMAgentLib.propagation import VolumeRequest
 from MedSAMAgentLib.segmenters import create_segmenter
 from MedSAMAgentLib.segmenters.base import Segmenter, SliceFrames
@@ -32,7 +38,7 @@ from MedSAMAgentLib.volume import Volume
 
 from .edits import EditTracker, LastResult, edited_slices
 from .segment_writer import SegmentWriter, segment_array
-from .volume_nodes import geometry_of, volume_from_node
+from .volume_nodes import volume_from_node
 
 SEGMENT, PROPAGATE, RERUN = "segment", "propagate", "rerun"
 
@@ -91,10 +97,13 @@ class RunReport:
 
 
 class SegmentationLogic:
-    def __init__(self, scene, editor_node=None):
+    def __init__(self, scene):
         self.scene = scene
-        self.writer = SegmentWriter(scene, editor_node)
+        self.writer = SegmentWriter(scene)
         self.edits = EditTracker()
+        # For each write still in the writer's undo history: the segment's previous last
+        # result, so that an undo also takes back what the edit tracker remembers.
+        self._undo_records: list[tuple[str, str, LastResult | None]] = []
         self._segmenters: dict[tuple, Segmenter] = {}
         self._policies: dict[tuple, object] = {}
 
@@ -180,6 +189,12 @@ class SegmentationLogic:
         key = self._key_slice(job, plane)
         box = None
         if job.box_ras is not None:
+            ends = sorted(ras_to_voxel(volume.geometry, corner)[plane.slice_axis] for corner in job.box_ras)
+            if not ends[0] - 0.5 <= key <= ends[1] + 0.5:
+                raise PromptError(
+                    f"the ROI covers {plane.view} slices {ends[0]:.0f} to {ends[1]:.0f}, not the key slice {key}: "
+                    "move the ROI or the slice view"
+                )
             _, box = box_from_ras(volume.geometry, plane, *job.box_ras)
         points = []
         for ras, positive in job.points_ras:
@@ -194,7 +209,10 @@ class SegmentationLogic:
         job = prepared.job
         segmenter = self._segmenter(job)
         if prepared.mode == SEGMENT and job.target:
-            from MedSAMAgentLib.agent.volume_agent import AgentRequest, segment_with_agent
+            from MedSAMAgentLib.agent.volume_agent import (
+                AgentRequest,
+                segment_with_agent,
+            )
 
             request = AgentRequest(
                 description=job.target,
@@ -239,12 +257,13 @@ class SegmentationLogic:
         result: SegmentationResult = getattr(outcome, "segmentation", outcome)
         key_slice = getattr(outcome, "key_slice", prepared.key_slice)
         style = segment_style(prepared.job.target or prepared.job.segment_name or "Segment", prepared.job.segment_name)
-        segment_id = self.writer.write(prepared.segmentation_node, prepared.segment_id, prepared.volume_node, result.mask, style)
-        written = segment_array(prepared.segmentation_node, segment_id, prepared.volume_node)
-        self.edits.remember(
-            prepared.segmentation_node.GetID(), segment_id,
-            LastResult.of(written, prepared.frames.plane.view, key_slice, prepared.slice_range),
-        )
+        node_id = prepared.segmentation_node.GetID()
+        segment_id, written = self.writer.write(prepared.segmentation_node, prepared.segment_id, prepared.volume_node, result.mask, style)
+        if self._undo_records and self._undo_records[-1][0] != node_id:
+            self._undo_records.clear()  # the writer's history starts again for another segmentation
+        self._undo_records.append((node_id, segment_id, self.edits.last(node_id, segment_id)))
+        del self._undo_records[: -self.writer.logic.GetMaximumNumberOfUndoStates()]
+        self.edits.remember(node_id, segment_id, LastResult.of(written, prepared.frames.plane.view, key_slice, prepared.slice_range))
         seconds = result.seconds + time.perf_counter() - started
         return RunReport(
             segment_id=segment_id,
@@ -256,13 +275,18 @@ class SegmentationLogic:
         )
 
     def undo(self) -> None:
+        """Take back the last run: the segmentation as it was, and what the edit tracker
+        remembered of the segment before it."""
         self.writer.undo()
+        if self._undo_records:
+            node_id, segment_id, previous = self._undo_records.pop()
+            if previous is None:
+                self.edits.forget(node_id, segment_id)
+            else:
+                self.edits.remember(node_id, segment_id, previous)
 
-    @staticmethod
-    def key_slice_at(volume_node, view: str, ras) -> int:
-        """The slice index, along `view`'s axis, of the volume slice through a RAS point
-        (the centre of what a slice view shows)."""
-        geometry = geometry_of(volume_node)
-        plane = SlicePlane.for_view(geometry, view)
-        index = geometry.ras_to_continuous_index(ras)[plane.slice_axis]
-        return plane.check_slice(int(np.rint(index)))
+    def forget_scene(self) -> None:
+        """After the scene is closed: node IDs are reused by the next scene, so nothing
+        remembered of this one may carry over."""
+        self.edits = EditTracker()
+        self._undo_records.clear()

@@ -1,5 +1,5 @@
 """One persistent worker thread for model work, so the GUI never freezes and models stay
-loaded between runs. The GUI polls `poll()` from a timer on the main thread: progress
+loaded between runs. The GUI calls `poll()` from a timer on the main thread: progress
 messages come through a queue, and results (or errors) are handed back on the main thread,
 where MRML may be touched."""
 
@@ -37,19 +37,18 @@ class Worker:
     def cancel(self) -> None:
         self._cancel.set()
 
-    def poll(self) -> list[tuple[str, int, int]]:
-        """Progress messages since the last poll; finishes the run when it is done."""
-        messages = []
+    def poll(self, report: Callable[[str, int, int], None]) -> None:
+        """Hand each progress message since the last poll to `report`, then, when the run
+        is done, finish it: `on_done` comes last, so its status is not overwritten."""
         while True:
             try:
-                messages.append(self._messages.get_nowait())
+                report(*self._messages.get_nowait())
             except queue.Empty:
                 break
         if self._future is not None and self._future.done():
             future, on_done = self._future, self._on_done
             self._future, self._on_done = None, None
             on_done(future)
-        return messages
 
     def _progress(self, step: str, done: int, total: int) -> None:
         self._messages.put((step, done, total))

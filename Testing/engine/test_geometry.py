@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from MedSAMAgentLib import cli
-from MedSAMAgentLib import segmenters
+from MedSAMAgentLib import cli, segmenters
 from Testing.fixtures.segmenters import BoxFillSegmenter
 from Testing.fixtures.volumes import DIRECTIONS, synthetic_image, write_dicom_series
 

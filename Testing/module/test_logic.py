@@ -165,3 +165,36 @@ def test_the_agent_path_with_an_endpoint(scene, logic, phantom_node):
     assert segment.GetName() == "right kidney"
     written = plane.to_display(segment_array(segmentation, report.segment_id, node))
     assert dice(written[key], truth[key]) >= 0.9
+
+
+def test_a_segment_reaching_beyond_the_volume_reads_on_the_volume_grid(scene, phantom_node):
+    """A segmentation made on a larger grid (another volume) still reads back, on this
+    volume's grid, as exactly the part inside this volume."""
+    node, kidney = phantom_node
+    large = np.pad(kidney, 6)  # 6 more voxels on every side
+    matrix = volume_from_node(node).geometry.ijk_to_ras()
+    large_matrix = matrix.copy()
+    large_matrix[:3, 3] = (matrix @ [-6, -6, -6, 1])[:3]
+    large_node = add_volume_node(scene, large.astype(np.int16), large_matrix, "large")
+    large[0], large[:, :, -1] = True, True  # outside the phantom's grid
+    segmentation = selftest.new_segmentation(scene, large_node)
+    segment_id = selftest.add_segment(segmentation, large_node, "kidney", large)
+    read = segment_array(segmentation, segment_id, node)
+    assert read.shape == kidney.shape
+    np.testing.assert_array_equal(read, kidney)
+
+
+def test_a_closed_scene_takes_nothing_of_the_old_one_along(scene, logic, phantom):
+    """After File > Close Scene (the scene cleared, node IDs reused), runs write again and
+    no edit remembered from the closed scene is applied to the new one."""
+    volume, organs = phantom
+    kidney = organs["right kidney"]
+    for _ in range(2):
+        node = add_volume_node(scene, volume.array, volume.geometry.ijk_to_ras(), "phantom")
+        segmentation = selftest.new_segmentation(scene, node)
+        report = logic.process(node, segmentation, None, selftest.prompt_job(node, kidney))
+        assert segment_array(segmentation, report.segment_id, node).any()
+        ids = (segmentation.GetID(), report.segment_id)
+        scene.Clear(False)
+        logic.forget_scene()
+        assert logic.edits.last(*ids) is None

@@ -6,23 +6,24 @@ import ast
 import os
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError
-from MedSAMAgentLogic.dependencies import REQUIREMENTS, install, install_plan, installed_version, problems
+from MedSAMAgentLogic.dependencies import REQUIREMENTS, cuda_available, install, install_plan, installed_version, loaded_among, problems
 from MedSAMAgentLogic.worker import Worker
 
 MODULE = Path(__file__).resolve().parents[2] / "MedSAMAgent"
 
 
-def wait(worker: Worker, seconds: float = 10.0) -> list:
-    messages = []
+def wait(worker: Worker, seconds: float = 10.0, events: list | None = None) -> list:
+    """Poll as the widget's timer does; returns the progress messages, in order."""
+    messages = [] if events is None else events
     deadline = time.monotonic() + seconds
     while worker.busy and time.monotonic() < deadline:
-        messages += worker.poll()
+        worker.poll(lambda *message: messages.append(message))
         time.sleep(0.01)
     return messages
 
@@ -37,11 +38,11 @@ def test_worker_runs_off_the_calling_thread_and_reports_back_on_it():
             progress("step", i + 1, 3)
         return 42
 
-    finished = []
-    worker.submit(work, lambda future: finished.append((threading.current_thread().name, future.result())))
-    messages = wait(worker)
-    assert seen["thread"].startswith("MedSAMAgent") and finished == [(threading.current_thread().name, 42)]
-    assert messages == [("step", 1, 3), ("step", 2, 3), ("step", 3, 3)]
+    events = []
+    worker.submit(work, lambda future: events.append(("done", threading.current_thread().name, future.result())))
+    wait(worker, events=events)
+    assert seen["thread"].startswith("MedSAMAgent")
+    assert events == [("step", 1, 3), ("step", 2, 3), ("step", 3, 3), ("done", threading.current_thread().name, 42)]
     worker.shutdown()
 
 
@@ -131,3 +132,19 @@ def test_cmake_lists_every_script_and_resource():
     for path in sorted(MODULE.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.name != "CMakeLists.txt":
             assert str(path.relative_to(MODULE)) in cmake, f"{path.relative_to(MODULE)} is not in MedSAMAgent/CMakeLists.txt"
+
+
+def test_upgrading_a_package_already_imported_needs_a_restart():
+    versions = {"torch": "2.4.1", "transformers": None, "numpy": None}
+    found = problems(REQUIREMENTS, lambda name: versions[name] if name in versions else installed_version(name))
+    assert loaded_among(found, {"torch": object(), "transformers": object()}) == ["torch"]  # transformers: a fresh install
+    assert loaded_among(found, {}) == []
+
+
+def test_cuda_is_asked_of_torch_only_when_torch_is_fit_for_use():
+    import torch
+
+    assert cuda_available() is torch.cuda.is_available()
+    assert cuda_available(version_of=lambda name: None, loaded_modules={}) is None
+    assert cuda_available(version_of=lambda name: "2.1.0", loaded_modules={}) is None
+    assert cuda_available(version_of=lambda name: "2.1.0", loaded_modules={"torch": torch}) is torch.cuda.is_available()
