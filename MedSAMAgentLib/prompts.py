@@ -24,7 +24,7 @@ class Box:
     y1: float
 
     def as_list(self) -> list[float]:
-        return [self.x0, self.y0, self.x1, self.y1]
+        return [float(self.x0), float(self.y0), float(self.x1), float(self.y1)]
 
     @classmethod
     def around(cls, mask: np.ndarray, margin: float = 0.0) -> Box | None:

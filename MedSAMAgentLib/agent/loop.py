@@ -59,7 +59,7 @@ class Turn:
         data = {"turn": self.number, "model_text": self.text, "action": self.action.as_dict(), "seconds": round(self.seconds, 3)}
         if self.prompts is not None:
             data["pixel_prompt"] = {
-                "box": None if self.prompts.box is None else [float(v) for v in self.prompts.box.as_list()],
+                "box": None if self.prompts.box is None else self.prompts.box.as_list(),
                 "points": [{"x": float(p.x), "y": float(p.y), "positive": p.positive} for p in self.prompts.points],
             }
         if self.mask is not None:
