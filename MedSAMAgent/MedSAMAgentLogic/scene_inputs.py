@@ -32,7 +32,8 @@ def slice_shown(volume_node, slice_node) -> tuple[str, int]:
     normal = normal / np.linalg.norm(normal)
     ijk_to_ras = geometry.ijk_to_ras()[:3, :3]
     axes = ijk_to_ras / np.linalg.norm(ijk_to_ras, axis=0)
-    alignment = {view: abs(float(axes[:, SlicePlane.for_view(geometry, view).slice_axis] @ normal)) for view in VIEWS}
+    planes = {view: SlicePlane.for_view(geometry, view) for view in VIEWS}
+    alignment = {view: abs(float(axes[:, plane.slice_axis] @ normal)) for view, plane in planes.items()}
     view = max(alignment, key=alignment.get)
     tilt = float(np.degrees(np.arccos(min(alignment[view], 1.0))))
     if tilt > MAX_TILT_DEGREES:
@@ -40,8 +41,7 @@ def slice_shown(volume_node, slice_node) -> tuple[str, int]:
             f"the {slice_node.GetLayoutName() or slice_node.GetName()} view is tilted {tilt:.0f} degrees from the volume's nearest ({view}) slices; "
             f"set it to axial, coronal or sagittal, or rotate it to the volume plane"
         )
-    plane = SlicePlane.for_view(geometry, view)
-    index = geometry.ras_to_continuous_index(slice_to_ras[:3, 3])[plane.slice_axis]
+    index = geometry.ras_to_continuous_index(slice_to_ras[:3, 3])[planes[view].slice_axis]
     return view, int(np.rint(index))
 
 

@@ -106,16 +106,22 @@ class SegmentWriter:
                 f"the Segment Editor's editable area is inside segment {mask_segment!r}, which this segmentation does not have; "
                 "change the editable area in the Segment Editor's masking settings"
             )
-        own.SetOverwriteMode(user.GetOverwriteMode())
-        own.SetMaskMode(user.GetMaskMode())
-        own.SetMaskSegmentID(mask_segment)
-        own.SetSourceVolumeIntensityMask(user.GetSourceVolumeIntensityMask())
-        own.SetSourceVolumeIntensityMaskRange(*user.GetSourceVolumeIntensityMaskRange())
+        copy_masking_settings(user, own)
 
     def undo(self) -> None:
         if not self.logic.CanUndo():
             raise MedSAMAgentError("nothing to undo: no run has written into this segmentation since it was last selected")
         self.logic.Undo()
+
+
+def copy_masking_settings(source, target) -> None:
+    """The masking (editable area, intensity range) and overwrite settings of one Segment
+    Editor parameter node, onto another."""
+    target.SetOverwriteMode(source.GetOverwriteMode())
+    target.SetMaskMode(source.GetMaskMode())
+    target.SetMaskSegmentID(source.GetMaskSegmentID() or "")
+    target.SetSourceVolumeIntensityMask(source.GetSourceVolumeIntensityMask())
+    target.SetSourceVolumeIntensityMaskRange(*source.GetSourceVolumeIntensityMaskRange())
 
 
 def _style(segment, style: SegmentStyle) -> None:

@@ -24,13 +24,7 @@ from MedSAMAgentLib.engine import SegmentationResult, segment, slice_frames
 from MedSAMAgentLib.errors import MedSAMAgentError, PromptError
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.progress import CancelCheck, ProgressCallback
-from MedSAMAgentLib.prompts import (
-    SlicePrompts,
-    box_from_ras,
-    check_prompts,
-    point_from_ras,
-    ras_to_voxel,
-)
+from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, check_prompts, point_from_ras, ras_to_voxel
 from MedSAMAgentLib.propagation import VolumeRequest
 from MedSAMAgentLib.segmenters import create_segmenter
 from MedSAMAgentLib.segmenters.base import Segmenter, SliceFrames

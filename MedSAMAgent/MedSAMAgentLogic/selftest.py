@@ -19,7 +19,7 @@ from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.prompts import Box
 from MedSAMAgentLib.volume import Geometry
 
-from .segment_writer import SEGMENT_EDITOR_SINGLETON, oriented_labelmap, segment_array
+from .segment_writer import SEGMENT_EDITOR_SINGLETON, copy_masking_settings, oriented_labelmap, segment_array
 from .segmentation_logic import SegmentationJob, SegmentationLogic
 from .volume_nodes import geometry_of
 
@@ -118,8 +118,8 @@ def segment_editor_settings(scene, overwrite: int, mask_mode: int | None = None,
         node = slicer.vtkMRMLSegmentEditorNode()
         node.SetSingletonTag(SEGMENT_EDITOR_SINGLETON)
         node = scene.AddNode(node)
-    saved = (node.GetOverwriteMode(), node.GetMaskMode(), node.GetMaskSegmentID(),
-             node.GetSourceVolumeIntensityMask(), node.GetSourceVolumeIntensityMaskRange())
+    saved = slicer.vtkMRMLSegmentEditorNode()
+    copy_masking_settings(node, saved)
     node.SetOverwriteMode(overwrite)
     node.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedEverywhere if mask_mode is None else mask_mode)
     node.SetMaskSegmentID(mask_segment)
@@ -132,11 +132,7 @@ def segment_editor_settings(scene, overwrite: int, mask_mode: int | None = None,
         if created:
             scene.RemoveNode(node)
         else:
-            node.SetOverwriteMode(saved[0])
-            node.SetMaskMode(saved[1])
-            node.SetMaskSegmentID(saved[2])
-            node.SetSourceVolumeIntensityMask(saved[3])
-            node.SetSourceVolumeIntensityMaskRange(*saved[4])
+            copy_masking_settings(saved, node)
 
 
 def check_undo_and_neighbour(scene, volume_node, reference: np.ndarray, logic: SegmentationLogic) -> np.ndarray:
