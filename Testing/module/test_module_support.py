@@ -148,3 +148,43 @@ def test_cuda_is_asked_of_torch_only_when_torch_is_fit_for_use():
     assert cuda_available(version_of=lambda name: None, loaded_modules={}) is None
     assert cuda_available(version_of=lambda name: "2.1.0", loaded_modules={}) is None
     assert cuda_available(version_of=lambda name: "2.1.0", loaded_modules={"torch": torch}) is torch.cuda.is_available()
+
+
+def attribute_chains(tree: ast.AST, root: str) -> set[tuple[str, ...]]:
+    """Every `self.<root>.a.b` the module file uses, as ("a", "b")."""
+    chains = set()
+    for node in ast.walk(tree):
+        names = []
+        while isinstance(node, ast.Attribute):
+            names.append(node.attr)
+            node = node.value
+        names.reverse()
+        if isinstance(node, ast.Name) and node.id == "self" and names[:1] == [root] and len(names) > 1:
+            chains.add(tuple(names[1:]))
+    return chains
+
+
+def test_what_the_widget_calls_on_the_logic_engine_and_worker_exists(scene):
+    """The widget cannot run here; this at least holds its calls to the classes they name,
+    so that a rename in the tested logic cannot silently break the untested widget."""
+    from MedSAMAgentLogic.segment_writer import SegmentWriter
+    from MedSAMAgentLogic.segmentation_logic import SegmentationLogic
+
+    tree = ast.parse((MODULE / "MedSAMAgent.py").read_text())
+    logic_class = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "MedSAMAgentLogic")
+    logic_methods = {n.name for n in logic_class.body if isinstance(n, ast.FunctionDef)} | {"getParameterNode"}
+    engine_attributes = set(dir(SegmentationLogic)) | {"writer", "edits"}
+    writer = SegmentWriter(scene)
+
+    def exists(chain: tuple[str, ...]) -> bool:
+        if chain[0] not in logic_methods:
+            return False
+        if chain[0] == "engine" and len(chain) > 1 and chain[1] not in engine_attributes:
+            return False
+        return not (chain[:2] == ("engine", "writer") and len(chain) > 2 and not hasattr(writer, chain[2]))
+
+    chains = attribute_chains(tree, "logic") | {("engine", *rest) for rest in attribute_chains(tree, "engine")}
+    missing = ["logic." + ".".join(chain) for chain in chains if not exists(chain)]
+    missing += [f"worker.{chain[0]}" for chain in attribute_chains(tree, "_worker") if not hasattr(Worker, chain[0])]
+    assert attribute_chains(tree, "logic") and not missing, f"the widget uses what does not exist: {sorted(missing)}"
+
