@@ -384,12 +384,7 @@ class MedSAMAgentTest(ScriptedLoadableModuleTest):
         node = add_volume_node(slicer.mrmlScene, volume.array, volume.geometry.ijk_to_ras(), "phantom")
         kidney = organs["right kidney"]
         logic = SegmentationLogic(slicer.mrmlScene)
-        for check in (
-            selftest.check_undo_and_neighbour,
-            selftest.check_overwrite_and_masking,
-            selftest.check_cancel_changes_nothing,
-            selftest.check_edits_survive_a_rerun,
-        ):
+        for check in selftest.LOGIC_CHECKS:
             self.delayDisplay(check.__name__)
             check(slicer.mrmlScene, node, kidney, logic)
         self.delayDisplay("check_manual_prompts_from_settings")

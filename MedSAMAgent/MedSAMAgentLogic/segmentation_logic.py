@@ -203,10 +203,7 @@ class SegmentationLogic:
         job = prepared.job
         segmenter = self._segmenter(job)
         if prepared.mode == SEGMENT and job.target:
-            from MedSAMAgentLib.agent.volume_agent import (
-                AgentRequest,
-                segment_with_agent,
-            )
+            from MedSAMAgentLib.agent.volume_agent import AgentRequest, segment_with_agent
 
             request = AgentRequest(
                 description=job.target,

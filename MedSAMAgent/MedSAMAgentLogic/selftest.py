@@ -274,6 +274,16 @@ def check_manual_prompts_from_settings(scene, volume_node, reference: np.ndarray
     assert score > 0.9, f"Dice {score:.3f} against the reference"
 
 
+# The checks that take (scene, volume node, reference, logic), run in this order by both
+# the pytest suite and MedSAMAgentTest.
+LOGIC_CHECKS = (
+    check_undo_and_neighbour,
+    check_overwrite_and_masking,
+    check_cancel_changes_nothing,
+    check_edits_survive_a_rerun,
+)
+
+
 def check_seg_nrrd_round_trip(scene, volume_node, reference: np.ndarray, folder) -> None:
     segmentation = new_segmentation(scene, volume_node)
     segment_id = add_segment(segmentation, volume_node, "target", reference)

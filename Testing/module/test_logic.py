@@ -56,24 +56,12 @@ def test_a_box_run_writes_exactly_the_engine_result(tmp_path, scene, logic, lite
     np.testing.assert_array_equal(written, engine)
 
 
-def test_undo_and_neighbouring_segment(scene, logic, phantom_node):
+@pytest.mark.parametrize("check", selftest.LOGIC_CHECKS, ids=lambda check: check.__name__)
+def test_logic_check(scene, logic, phantom_node, check):
+    """Undo and a neighbour that survives; overwrite and masking settings; a cancel that
+    changes nothing; edits that survive a re-run (see MedSAMAgentLogic.selftest)."""
     node, kidney = phantom_node
-    selftest.check_undo_and_neighbour(scene, node, kidney, logic)
-
-
-def test_overwrite_and_masking_settings(scene, logic, phantom_node):
-    node, kidney = phantom_node
-    selftest.check_overwrite_and_masking(scene, node, kidney, logic)
-
-
-def test_cancel_changes_nothing(scene, logic, phantom_node):
-    node, kidney = phantom_node
-    selftest.check_cancel_changes_nothing(scene, node, kidney, logic)
-
-
-def test_edits_survive_a_rerun(scene, logic, phantom_node):
-    node, kidney = phantom_node
-    selftest.check_edits_survive_a_rerun(scene, node, kidney, logic)
+    check(scene, node, kidney, logic)
 
 
 def test_seg_nrrd_round_trip(tmp_path, scene, phantom_node):
