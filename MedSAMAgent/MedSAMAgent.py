@@ -9,7 +9,6 @@ thread after the user agrees.
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Annotated
 
@@ -32,9 +31,10 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from MedSAMAgentLogic.parameters import AGENT_SOURCES, LOCAL_MODEL, job_from_parameters
+from MedSAMAgentLogic.parameters import A_SERVER, AGENT_SOURCES, LOCAL_MODEL, RUN_ON, THIS_COMPUTER, job_from_parameters
 
 API_KEY_SETTING = "MedSAMAgent/EndpointApiKey"
+SERVER_KEY_SETTING = "MedSAMAgent/ServerApiKey"
 
 
 class MedSAMAgent(ScriptedLoadableModule):
@@ -63,6 +63,8 @@ class MedSAMAgentParameterNode:
     window: Annotated[str, Choice(["auto", "abdomen", "lung", "brain", "mediastinum", "bone", "percentile"])] = "auto"
     segmenter: Annotated[str, Choice(["litemedsam", "medsam2"])] = "litemedsam"
     checkpoint: str = ""
+    runOn: Annotated[str, Choice(list(RUN_ON))] = THIS_COMPUTER
+    serverUrl: str = ""
     agentSource: Annotated[str, Choice(list(AGENT_SOURCES))] = LOCAL_MODEL
     agentModel: str = "Saint-lsy/MedSAM-Agent-Qwen3-VL-8B-MedSAM2"
     endpointUrl: str = ""
@@ -93,6 +95,9 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.apiKeyLineEdit.text = qt.QSettings().value(API_KEY_SETTING, "")
         self.ui.apiKeyLineEdit.editingFinished.connect(self.onApiKeyChanged)
+        self.ui.serverKeyLineEdit.text = qt.QSettings().value(SERVER_KEY_SETTING, "")
+        self.ui.serverKeyLineEdit.editingFinished.connect(self.onServerKeyChanged)
+        self.ui.runOnComboBox.currentTextChanged.connect(self.updateDeviceWarning)
         self.ui.segmentButton.clicked.connect(lambda: self.onRun("segment"))
         self.ui.propagateButton.clicked.connect(lambda: self.onRun("propagate"))
         self.ui.rerunButton.clicked.connect(lambda: self.onRun("rerun"))
@@ -151,12 +156,19 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApiKeyChanged(self):
         qt.QSettings().setValue(API_KEY_SETTING, self.ui.apiKeyLineEdit.text)
 
+    def onServerKeyChanged(self):
+        qt.QSettings().setValue(SERVER_KEY_SETTING, self.ui.serverKeyLineEdit.text)
+
     def updateDeviceWarning(self, *args):
         from MedSAMAgentLogic.dependencies import cuda_available
 
+        onServer = self.ui.runOnComboBox.currentText == A_SERVER
+        self.ui.modelsCollapsibleButton.enabled = not onServer
         device = self.ui.deviceComboBox.currentText
-        cuda = cuda_available()
-        if device != "cpu" and cuda is None:
+        cuda = None if onServer else cuda_available()
+        if onServer:
+            self.ui.cpuWarningLabel.text = ""
+        elif device != "cpu" and cuda is None:
             self.ui.cpuWarningLabel.text = _("PyTorch is not installed yet: the first run offers to install it.")
         elif device == "cpu" or (device == "auto" and not cuda):
             self.ui.cpuWarningLabel.text = _(
@@ -165,11 +177,11 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.cpuWarningLabel.text = ""
 
     def onRun(self, mode):
-        if not self.logic.ensureDependencies():
-            return
         p = self._parameterNode
+        if not self.logic.ensureDependencies(onServer=p.runOn == A_SERVER):
+            return
         with slicer.util.tryWithErrorDisplay(_("Could not start the run."), waitCursor=True):
-            job = job_from_parameters(p, slicer.mrmlScene, self.ui.apiKeyLineEdit.text, mode)
+            job = job_from_parameters(p, slicer.mrmlScene, self.ui.apiKeyLineEdit.text, mode, self.ui.serverKeyLineEdit.text)
             if not p.outputSegmentation:
                 segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
                 segmentation.CreateDefaultDisplayNodes()
@@ -207,7 +219,7 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             report = self.logic.engine.apply(prepared, future.result())
             self.ui.segmentSelector.setCurrentSegmentID(report.segment_id)
             self.ui.statusLabel.text = report.summary
-            self.showTurns(report.trajectory)
+            self.showTurns(report.records)
 
     def onCancel(self):
         if self._worker is not None:
@@ -231,22 +243,21 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not running:
             self.ui.progressBar.value = 0
 
-    def showTurns(self, trajectory):
+    def showTurns(self, records):
+        """The key slice's agent run: one line per turn with the picture the agent saw."""
         self.ui.turnsList.clear()
-        if trajectory is None:
+        if not records:
             return
-        for turn in trajectory.turns:
-            action = turn.action.kind if turn.action.valid else _("invalid: {error}").format(error=turn.action.error)
-            item = qt.QListWidgetItem(f"{turn.number}: {action} {turn.note}".strip())
-            if turn.view is not None:
-                buffer = io.BytesIO()
-                turn.view.resize((64, 64)).save(buffer, format="PNG")
+        key = records[0]
+        for turn in key.turns:
+            item = qt.QListWidgetItem(f"{turn.number}: {turn.label} {turn.note}".strip())
+            if turn.picture_png:
                 pixmap = qt.QPixmap()
-                pixmap.loadFromData(buffer.getvalue(), "PNG")
-                item.setIcon(qt.QIcon(pixmap))
+                pixmap.loadFromData(turn.picture_png, "PNG")
+                item.setIcon(qt.QIcon(pixmap.scaled(64, 64)))
             item.setToolTip(turn.text)
             self.ui.turnsList.addItem(item)
-        self.ui.turnsList.addItem(qt.QListWidgetItem(_("ended by: {reason}").format(reason=trajectory.end_reason)))
+        self.ui.turnsList.addItem(qt.QListWidgetItem(_("ended by: {reason}").format(reason=key.end_reason)))
 
 
 class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
@@ -305,11 +316,12 @@ class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
 
         return Cancelled
 
-    def ensureDependencies(self):
-        """Check the Python packages; offer to install what is missing (main thread)."""
+    def ensureDependencies(self, onServer=False):
+        """Check the Python packages (on a server: the client's only); offer to install
+        what is missing (main thread)."""
         from MedSAMAgentLogic import dependencies
 
-        found = dependencies.problems()
+        found = dependencies.problems(dependencies.CLIENT_REQUIREMENTS if onServer else dependencies.REQUIREMENTS)
         if not found:
             return True
         pytorchUtils = self._pytorchUtils()
@@ -331,7 +343,7 @@ class MedSAMAgentLogic(ScriptedLoadableModuleLogic):
         try:
             with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
                 dependencies.install(found, slicer.util.pip_install, installTorch)
-                remaining = dependencies.problems()
+                remaining = dependencies.problems([p.requirement for p in found])
                 if remaining:
                     raise RuntimeError(_("Still missing after installation: {what}. Restart Slicer and try again.").format(
                         what="; ".join(p.describe() for p in remaining)))

@@ -7,7 +7,11 @@ command line prints that line and exits non-zero, the Slicer module shows it in 
 
 
 class MedSAMAgentError(Exception):
-    """Base class: the message is shown to the user as is."""
+    """Base class: the message is shown to the user as is. When the agent had run before the
+    failure, `records` holds its record so far (`engine.records.AgentRecord`s), so that a
+    failed run can be inspected like a successful one."""
+
+    records: list = []
 
 
 class InputImageError(MedSAMAgentError):
@@ -28,6 +32,10 @@ class OutputError(MedSAMAgentError):
 
 class AgentError(MedSAMAgentError):
     """The agent policy (model, endpoint) failed in a way the user must fix."""
+
+
+class ServerError(MedSAMAgentError):
+    """A MedSAM-Agent server is unreachable, refused the key, or failed."""
 
 
 class Cancelled(MedSAMAgentError):

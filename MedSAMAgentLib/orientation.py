@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import PromptError
-from .volume import Geometry
+from .io.volumes import Geometry
 
 VIEWS = ("axial", "coronal", "sagittal")
 

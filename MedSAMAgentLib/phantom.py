@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .volume import Geometry, Volume
+from .io.volumes import Geometry, Volume
 
 DEMO_TARGET = "right kidney"
 

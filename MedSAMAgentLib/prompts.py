@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import PromptError
+from .io.volumes import Geometry
 from .orientation import SlicePlane
-from .volume import Geometry
 
 
 @dataclass(frozen=True)

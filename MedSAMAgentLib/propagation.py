@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import MedSAMAgentError, PromptError
+from .io.volumes import Volume
 from .progress import CancelCheck, ProgressCallback, check_cancel, report
 from .prompts import SlicePrompts, check_prompts
 from .segmenters.base import Seed, Segmenter, SliceFrames
@@ -35,6 +37,29 @@ class VolumeRequest:
     locked: Mapping[int, np.ndarray] = field(default_factory=dict)
     slice_range: tuple[int, int] | None = None
     keep_largest_component: bool = True
+
+
+@dataclass
+class SegmentationResult:
+    mask: np.ndarray  # (k, j, i) bool, on the input grid
+    stack: np.ndarray  # (slice, row, col) bool, display orientation
+    frames: SliceFrames
+    seconds: float
+
+
+def segment(
+    volume: Volume,
+    segmenter: Segmenter,
+    request: VolumeRequest,
+    frames: SliceFrames,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> SegmentationResult:
+    """`segment_volume`, with the mask brought back onto the volume's grid."""
+    started = time.perf_counter()
+    stack = segment_volume(segmenter, frames, request, progress=progress, cancel=cancel)
+    mask = frames.plane.from_display(stack)
+    return SegmentationResult(mask=mask, stack=stack, frames=frames, seconds=time.perf_counter() - started)
 
 
 def segment_volume(

@@ -45,6 +45,26 @@ def phantom():
 
 
 @pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """A real API key file with two users: (path, {name: key})."""
+    from Testing.fixtures.server import add_key
+
+    path = tmp_path_factory.mktemp("keys") / "keys.txt"
+    return path, {name: add_key(path, name) for name in ("alice", "bob")}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, keys):
+    """One real `medsam-agent serve` (prompts only, LiteMedSAM on CPU, two keys) for the
+    tests that need no special start; stopped at the end of the session."""
+    from Testing.fixtures.server import ServerProcess
+
+    folder = tmp_path_factory.mktemp("server")
+    with ServerProcess(folder, folder / "store", "--no-agent", keys=keys[0]) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen_dir(tmp_path_factory) -> Path:
     """A tiny random Qwen3-VL with its tokenizer, chat template and processor, saved offline."""
     from Testing.fixtures.tiny_qwen3vl import build_tiny_qwen3vl

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from MedSAMAgentLib.engine import slice_frames  # noqa: E402
+from MedSAMAgentLib.io.volumes import read_volume  # noqa: E402
 from MedSAMAgentLib.metrics import dice  # noqa: E402
 from MedSAMAgentLib.prompts import Box, SlicePrompts  # noqa: E402
+from MedSAMAgentLib.segmenters.base import slice_frames  # noqa: E402
 from MedSAMAgentLib.segmenters.litemedsam import INPUT_SIZE, LiteMedSAM  # noqa: E402
-from MedSAMAgentLib.volume import read_volume  # noqa: E402
 from Testing.fixtures.anatomy import ct_head, evenly_spaced_slices, mni_t1  # noqa: E402
 
 BOX_MARGIN = 2

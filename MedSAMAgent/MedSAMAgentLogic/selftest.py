@@ -14,10 +14,10 @@ import numpy as np
 import slicer
 
 from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError
+from MedSAMAgentLib.io.volumes import Geometry
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.prompts import Box
-from MedSAMAgentLib.volume import Geometry
 
 from .segment_writer import SEGMENT_EDITOR_SINGLETON, copy_masking_settings, oriented_labelmap, segment_array
 from .segmentation_logic import SegmentationJob, SegmentationLogic

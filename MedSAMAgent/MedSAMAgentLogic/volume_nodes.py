@@ -9,7 +9,7 @@ import vtk
 from vtk.util import numpy_support
 
 from MedSAMAgentLib.errors import InputImageError
-from MedSAMAgentLib.volume import Geometry, Volume, guess_modality
+from MedSAMAgentLib.io.volumes import Geometry, Volume, guess_modality
 
 
 def ijk_to_ras(volume_node) -> np.ndarray:

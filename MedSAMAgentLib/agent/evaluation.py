@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..engine import slice_frames
 from ..errors import InputImageError, MedSAMAgentError
+from ..io.volumes import read_volume
 from ..metrics import dice, iou, surface_metrics
-from ..segmenters.base import Segmenter
-from ..volume import read_volume
+from ..segmenters.base import Segmenter, slice_frames
 from .loop import END_STOP, Trajectory, run_agent
 from .policies import Policy
 from .volume_agent import AgentRequest, segment_with_agent

@@ -16,21 +16,19 @@ conditioning frames and propagation runs again.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-from ..engine import SegmentationResult, segment
+from ..engine.records import KEY, REVIEW, SEARCH, AgentRecord
 from ..errors import MedSAMAgentError
+from ..io.volumes import Volume
 from ..progress import CancelCheck, ProgressCallback, check_cancel, report
-from ..propagation import VolumeRequest
+from ..propagation import SegmentationResult, VolumeRequest, segment
 from ..segmenters.base import Segmenter, SliceFrames
-from ..volume import Volume
 from .loop import StartingMask, Trajectory, run_agent
 from .policies import Policy
+from .recording import record_of
 
 SEARCH_SLICES = 7
 SEARCH_SPAN = (0.1, 0.9)
@@ -50,12 +48,23 @@ class AgentRequest:
 
 @dataclass
 class AgentResult:
-    segmentation: SegmentationResult
-    key_slice: int
-    key_trajectory: Trajectory
+    """What the agent did, filled in as the run goes, so that a failed run still tells."""
+
+    segmentation: SegmentationResult | None = None
+    key_slice: int | None = None
+    key_trajectory: Trajectory | None = None
     search: dict[int, Trajectory] = field(default_factory=dict)
     reviews: dict[int, Trajectory] = field(default_factory=dict)
     corrections: list[int] = field(default_factory=list)
+
+    def records(self) -> list[AgentRecord]:
+        """Every agent run as a record: the key slice first, then the search, then reviews."""
+        records = []
+        if self.key_trajectory is not None:
+            records.append(record_of(self.key_trajectory, KEY, self.key_slice))
+        records += [record_of(t, SEARCH, index) for index, t in self.search.items() if t is not self.key_trajectory]
+        records += [record_of(t, REVIEW, index) for index, t in self.reviews.items()]
+        return records
 
 
 def segment_with_agent(
@@ -68,7 +77,18 @@ def segment_with_agent(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> AgentResult:
-    """`truth` (a display-oriented stack) feeds simulated policies only."""
+    """`truth` (a display-oriented stack) feeds simulated policies only. An error raised
+    on the way carries the record of the agent's runs so far."""
+    outcome = AgentResult()
+    try:
+        _run(outcome, volume, frames, segmenter, policy, request, truth, progress, cancel)
+    except MedSAMAgentError as error:
+        error.records = outcome.records()
+        raise
+    return outcome
+
+
+def _run(outcome: AgentResult, volume, frames, segmenter, policy, request: AgentRequest, truth, progress, cancel) -> None:
     spacing = frames.pixel_spacing
 
     def agent_on(slice_index: int, starting: StartingMask | None = None) -> Trajectory:
@@ -78,17 +98,17 @@ def segment_with_agent(
             starting=starting, truth=None if truth is None else truth[slice_index], cancel=cancel,
         )
 
-    search: dict[int, Trajectory] = {}
     if request.key_slice is None:
         candidates = search_slices(len(frames), request.slice_range)
         for number, slice_index in enumerate(candidates):
             report(progress, f"agent: looking for the target on slice {slice_index}", number, len(candidates))
-            search[slice_index] = agent_on(slice_index)
-        key = choose_key_slice(search)
+            outcome.search[slice_index] = agent_on(slice_index)
+        key = choose_key_slice(outcome.search)
     else:
         key = frames.plane.check_slice(request.key_slice)
     report(progress, f"agent: segmenting key slice {key}", 0, 1)
-    trajectory = search.get(key) or agent_on(key)
+    outcome.key_slice = key
+    trajectory = outcome.key_trajectory = outcome.search.get(key) or agent_on(key)
     if key not in request.locked and not trajectory.final_mask().any():
         raise MedSAMAgentError(
             f"the agent found no {request.description!r} on slice {key} ({trajectory.end_reason}); "
@@ -101,8 +121,7 @@ def segment_with_agent(
         slice_range=request.slice_range,
         keep_largest_component=request.keep_largest_component,
     )
-    result = segment(volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
-    outcome = AgentResult(result, key, trajectory, search=search)
+    result = outcome.segmentation = segment(volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
     if request.recheck_every:
         for slice_index in review_slices(result.stack, key, request.recheck_every, skip=set(request.locked)):
             report(progress, f"agent: reviewing slice {slice_index}", 0, 1)
@@ -114,7 +133,6 @@ def segment_with_agent(
             corrected = {index: outcome.reviews[index].final_mask() for index in outcome.corrections}
             volume_request.locked = {**corrected, **request.locked}  # the user's own edits win
             outcome.segmentation = segment(volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
-    return outcome
 
 
 def search_slices(num_slices: int, slice_range: tuple[int, int] | None = None, count: int = SEARCH_SLICES) -> list[int]:
@@ -146,43 +164,3 @@ def review_slices(stack: np.ndarray, key: int, every: int, skip: set[int] = froz
         if larger and abs(int(areas[index]) - int(areas[index - 1])) > AREA_JUMP * larger:
             chosen.add(index if areas[index] < areas[index - 1] else index - 1)  # review the smaller side
     return sorted(index for index in chosen if index != key and index not in skip and areas[index] > 0)
-
-
-def save_trajectories(outcome: AgentResult, folder: Path) -> Path:
-    """trajectory.json with every turn, and one PNG per turn with the prompt drawn."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    groups = {"key": {outcome.key_slice: outcome.key_trajectory}, "search": outcome.search, "review": outcome.reviews}
-    record = {"key_slice": outcome.key_slice, "corrections": outcome.corrections}
-    for group, trajectories in groups.items():
-        record[group] = {}
-        for slice_index, trajectory in trajectories.items():
-            record[group][str(slice_index)] = trajectory.as_dict()
-            for turn in trajectory.turns:
-                draw_turn(trajectory, turn).save(folder / f"{group}_slice{slice_index:04d}_turn{turn.number:02d}.png")
-    path = folder / "trajectory.json"
-    path.write_text(json.dumps(record, indent=2))
-    return path
-
-
-def draw_turn(trajectory: Trajectory, turn) -> Image.Image:
-    """The view the model answered, with the resulting mask and the prompt drawn on it."""
-    letterbox = trajectory.letterbox
-    picture = turn.view.copy()
-    if turn.mask is not None:
-        from ..montage import overlay
-
-        picture = Image.fromarray(overlay(np.asarray(picture), letterbox.mask(turn.mask), 0.35, (255, 200, 0)))
-    pen = ImageDraw.Draw(picture)
-    to_view = letterbox.to_model
-    if turn.prompts is not None:
-        if turn.prompts.box is not None:
-            box = turn.prompts.box
-            pen.rectangle([*to_view(box.x0, box.y0), *to_view(box.x1, box.y1)], outline=(0, 160, 255), width=2)
-        for point in turn.prompts.points:
-            x, y = to_view(point.x, point.y)
-            colour = (0, 255, 0) if point.positive else (255, 0, 0)
-            pen.ellipse([x - 5, y - 5, x + 5, y + 5], outline=colour, width=2)
-    label = turn.action.kind if turn.action.valid else f"invalid: {turn.action.error}"
-    pen.text((6, 4), f"turn {turn.number}: {label}"[:70], fill=(255, 255, 0))
-    return picture

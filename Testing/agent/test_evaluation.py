@@ -16,7 +16,7 @@ from MedSAMAgentLib.agent.loop import Trajectory, Turn
 from MedSAMAgentLib.agent.parsing import parse_action
 from MedSAMAgentLib.agent.protocol import tool_call_text
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.engine import slice_frames
+from MedSAMAgentLib.segmenters.base import slice_frames
 
 
 @pytest.fixture

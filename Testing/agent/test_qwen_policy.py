@@ -13,7 +13,7 @@ from Testing.fixtures.segmenters import BoxFillSegmenter
 
 
 def test_a_whole_loop_through_the_real_pipeline_ends_cleanly(tiny_qwen_dir, phantom):
-    from MedSAMAgentLib.engine import slice_frames
+    from MedSAMAgentLib.segmenters.base import slice_frames
 
     with pytest.warns(RuntimeWarning, match="runs on the CPU"):
         policy = create_policy("qwen", model=str(tiny_qwen_dir), device="cpu")

@@ -73,10 +73,12 @@ def test_target_with_the_clinician_finds_the_slice_reviews_and_saves_turns(tmp_p
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(output))) > 0
     assert dice(labels, truth) >= 0.9
     record = json.loads((turns / "trajectory.json").read_text())
-    key = record["key_slice"]
+    key = record["outcome"]["key_slice"]
     assert truth[key].sum() >= 0.8 * truth.sum(axis=(1, 2)).max()  # the search picked a large cross-section
-    assert len(record["search"]) == 7 and record["review"]
-    assert record["key"][str(key)]["turns"][0]["action"]["kind"] == "box"
+    runs = {role: [run for run in record["runs"] if run["role"] == role] for role in ("key", "search", "review")}
+    assert [run["slice_index"] for run in runs["key"]] == [key]
+    assert len(runs["search"]) == 6 and runs["review"]  # the key slice was one of the 7 searched
+    assert runs["key"][0]["turns"][0]["action"]["kind"] == "box"
     pictures = sorted(p.name for p in turns.glob("*.png"))
     assert f"key_slice{key:04d}_turn01.png" in pictures and any(p.startswith("review_") for p in pictures)
     header = sitk.ReadImage(str(output))
@@ -86,7 +88,7 @@ def test_target_with_the_clinician_finds_the_slice_reviews_and_saves_turns(tmp_p
 def test_target_through_an_endpoint_segments_the_volume(tmp_path, phantom_files, phantom, litemedsam, monkeypatch):
     monkeypatch.setattr(segmenters, "create_segmenter", lambda *a, **k: litemedsam)
     source, _, truth = phantom_files
-    from MedSAMAgentLib.engine import slice_frames
+    from MedSAMAgentLib.segmenters.base import slice_frames
 
     frames = slice_frames(phantom[0], "axial")
     display_truth = frames.plane.to_display(truth)

@@ -116,8 +116,8 @@ def test_nifti_output_keeps_the_input_header(tmp_path, boxfill):
 def test_views_follow_patient_axes_whatever_the_storage(phantom, view):
     """The same anatomy stored flipped and permuted gives the same display slices (slice
     numbers follow the stored axis, so a reversed slice axis counts from the other end)."""
-    from MedSAMAgentLib.engine import slice_frames
-    from MedSAMAgentLib.volume import Geometry, Volume
+    from MedSAMAgentLib.io.volumes import Geometry, Volume
+    from MedSAMAgentLib.segmenters.base import slice_frames
 
     volume, _ = phantom
     permutation = (1, 0, 2)  # store j as i (reversed) and i as j

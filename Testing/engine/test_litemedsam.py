@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from MedSAMAgentLib import cli
-from MedSAMAgentLib.engine import segment, slice_frames
 from MedSAMAgentLib.errors import CheckpointError
+from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
-from MedSAMAgentLib.propagation import VolumeRequest
-from MedSAMAgentLib.volume import read_volume
+from MedSAMAgentLib.propagation import VolumeRequest, segment
+from MedSAMAgentLib.segmenters.base import slice_frames
 from Testing.fixtures.anatomy import ct_head, evenly_spaced_slices, mni_t1
 
 BOX_MARGIN = 2

@@ -10,10 +10,10 @@ import SimpleITK as sitk
 import torch
 
 from MedSAMAgentLib import cli
-from MedSAMAgentLib.engine import segment, slice_frames
 from MedSAMAgentLib.errors import CheckpointError
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
-from MedSAMAgentLib.propagation import VolumeRequest
+from MedSAMAgentLib.propagation import VolumeRequest, segment
+from MedSAMAgentLib.segmenters.base import slice_frames
 from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, resolve_checkpoint
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from MedSAMAgentLib.engine import slice_frames
 from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError, PromptError
 from MedSAMAgentLib.prompts import Box, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest, largest_component, segment_volume
+from MedSAMAgentLib.segmenters.base import slice_frames
 from Testing.fixtures.segmenters import BoxFillSegmenter
 
 BOX = Box(10, 20, 40, 50)

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from MedSAMAgentLib.errors import InputImageError
-from MedSAMAgentLib.volume import read_volume
+from MedSAMAgentLib.io.volumes import read_volume
 from Testing.fixtures.anatomy import ct_head, mni_t1
 from Testing.fixtures.volumes import DIRECTIONS, synthetic_image, write_dicom_series
 

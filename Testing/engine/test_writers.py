@@ -11,8 +11,8 @@ import SimpleITK as sitk
 
 from MedSAMAgentLib.anatomy import segment_style
 from MedSAMAgentLib.errors import OutputError
-from MedSAMAgentLib.volume import read_volume
-from MedSAMAgentLib.writers import check_output_path, write_segmentation
+from MedSAMAgentLib.io.volumes import read_volume
+from MedSAMAgentLib.io.writers import check_output_path, write_segmentation
 from Testing.fixtures.volumes import DIRECTIONS, synthetic_image
 
 

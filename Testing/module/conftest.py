@@ -19,9 +19,10 @@ def scene():
 
 @pytest.fixture
 def logic(scene, litemedsam, monkeypatch):
+    from MedSAMAgentLib import segmenters
     from MedSAMAgentLogic import segmentation_logic
 
-    monkeypatch.setattr(segmentation_logic, "create_segmenter", lambda *args, **kwargs: litemedsam)
+    monkeypatch.setattr(segmenters, "create_segmenter", lambda *args, **kwargs: litemedsam)
     return segmentation_logic.SegmentationLogic(scene)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import slicer
 
 from MedSAMAgentLib import cli, segmenters
 from MedSAMAgentLib.errors import InputImageError, MedSAMAgentError
-from MedSAMAgentLib.volume import read_volume
+from MedSAMAgentLib.io.volumes import read_volume
+from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLogic import selftest
-from MedSAMAgentLogic.segment_writer import segment_array
+from MedSAMAgentLogic.segment_writer import oriented_labelmap, segment_array
 from MedSAMAgentLogic.segmentation_logic import SegmentationJob
 from MedSAMAgentLogic.volume_nodes import add_volume_node, volume_from_node
 from Testing.fixtures.anatomy import ct_head
@@ -90,7 +92,6 @@ def test_new_segment_is_named_coloured_coded_and_in_progress(scene, logic, phant
 def test_propagate_from_a_drawn_slice(scene, logic, phantom_node):
     """The radiologist draws on one slice and presses Propagate: the drawing is kept and
     followed through the neighbouring slices."""
-    from MedSAMAgentLib.orientation import SlicePlane
 
     node, kidney = phantom_node
     plane = SlicePlane.for_view(volume_from_node(node).geometry, "axial")
@@ -129,7 +130,6 @@ def test_the_agent_path_with_an_endpoint(scene, logic, phantom_node):
     from MedSAMAgentLib.agent.protocol import tool_call_text
     from MedSAMAgentLib.agent.view import Letterbox
     from MedSAMAgentLib.metrics import dice
-    from MedSAMAgentLib.orientation import SlicePlane
     from MedSAMAgentLib.prompts import Box
     from Testing.fixtures.chat_server import ScriptedChatServer
 
@@ -148,7 +148,9 @@ def test_the_agent_path_with_an_endpoint(scene, logic, phantom_node):
                               api_key="secret", slice_range=(key - 3, key + 3))
         report = logic.process(node, segmentation, None, job)
     assert server.headers[0]["Authorization"] == "Bearer secret"
-    assert report.trajectory.actions == 1 and report.trajectory.end_reason == "stop_action"
+    key_run = report.records[0]
+    assert (key_run.role, key_run.slice_index, key_run.actions, key_run.end_reason) == ("key", key, 1, "stop_action")
+    assert [turn.label for turn in key_run.turns] == ["box", "stop"] and key_run.turns[0].picture_png.startswith(b"\x89PNG")
     segment = segmentation.GetSegmentation().GetSegment(report.segment_id)
     assert segment.GetName() == "right kidney"
     written = plane.to_display(segment_array(segmentation, report.segment_id, node))
@@ -186,3 +188,32 @@ def test_a_closed_scene_takes_nothing_of_the_old_one_along(scene, logic, phantom
         scene.Clear(False)
         logic.forget_scene()
         assert logic.edits.last(*ids) is None
+
+
+def test_running_on_a_server_writes_the_same_segment_as_running_here(scene, logic, phantom_node, server, keys):
+    """The module's remote mode on a real scene: the same job on this computer and on a real
+    server writes the same voxels; a re-run after an edit keeps the edit on the server too."""
+    node, kidney = phantom_node
+    here_node = selftest.new_segmentation(scene, node, "here")
+    there_node = selftest.new_segmentation(scene, node, "there")
+    job = selftest.prompt_job(node, kidney)
+    here = logic.process(node, here_node, None, job)
+    remote_job = selftest.prompt_job(node, kidney)
+    remote_job.server_url, remote_job.server_key = server.url, keys[1]["alice"]
+    there = logic.process(node, there_node, None, remote_job)
+    written_here = segment_array(here_node, here.segment_id, node)
+    written_there = segment_array(there_node, there.segment_id, node)
+    assert written_there.any() and np.array_equal(written_there, written_here)
+
+    plane = SlicePlane.for_view(volume_from_node(node).geometry, "axial")
+    edited = plane.to_display(written_there)
+    erased = int(np.flatnonzero(edited.any(axis=(1, 2)))[-1])
+    edited[erased] = False
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        oriented_labelmap(plane.from_display(edited), node, there_node), there_node, there.segment_id,
+        slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE,
+    )
+    again = logic.rerun(node, there_node, there.segment_id, remote_job)
+    assert again.locked_slices == [erased]
+    assert not plane.to_display(segment_array(there_node, there.segment_id, node))[erased].any()
+    assert keys[1]["alice"] not in server.log()

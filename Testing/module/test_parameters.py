@@ -69,6 +69,16 @@ def test_find_slice_leaves_the_key_slice_to_the_agent_and_endpoint_settings_pass
         None, True, "endpoint", "http://localhost:9/v1", "sk-test", "abdomen", 5)
 
 
+def test_running_on_a_server_passes_its_url_and_key_and_only_then(scene, phantom_node, key_view):
+    node, _ = phantom_node
+    on_server = default_parameters(inputVolume=node, target="kidney", runOn=parameters.A_SERVER, serverUrl=" https://seg.hospital:8765 ")
+    job = parameters.job_from_parameters(on_server, scene, "", "segment", "server-key")
+    assert (job.server_url, job.server_key, job.key_slice) == ("https://seg.hospital:8765", "server-key", key_view)
+    assert "server-key" not in repr(job)
+    here = parameters.job_from_parameters(default_parameters(inputVolume=node, target="kidney", serverUrl="https://x"), scene, "", "segment", "k")
+    assert (here.server_url, here.server_key) == (None, None)
+
+
 def test_propagate_and_rerun_use_neither_agent_nor_markups(scene, phantom_node, key_view):
     node, _ = phantom_node
     key = key_view
@@ -83,6 +93,7 @@ def test_propagate_and_rerun_use_neither_agent_nor_markups(scene, phantom_node, 
     ({"target": "  "}, "type a target, or choose 'no agent"),
     ({"agentSource": parameters.NO_AGENT}, "place an ROI or points on the key slice"),
     ({"keySliceView": "Yellow"}, "there is no Yellow slice view"),
+    ({"runOn": parameters.A_SERVER, "serverUrl": " "}, "type the MedSAM-Agent server's URL"),
 ])
 def test_incomplete_settings_are_refused_with_what_to_do(scene, phantom_node, key_view, settings, message):
     node, _ = phantom_node

@@ -9,8 +9,8 @@ import SimpleITK as sitk
 import slicer
 
 from MedSAMAgentLib.errors import PromptError
+from MedSAMAgentLib.io.volumes import Geometry
 from MedSAMAgentLib.orientation import VIEWS, SlicePlane
-from MedSAMAgentLib.volume import Geometry
 from MedSAMAgentLogic import selftest
 from MedSAMAgentLogic.scene_inputs import placed_points, roi_corners, slice_shown
 from MedSAMAgentLogic.selftest import ANATOMICAL_NORMALS, set_slice_view, voxel_centre_ras

@@ -14,9 +14,11 @@ def create_policy(name: str, **options) -> Policy:
     """`options`: model (qwen, endpoint), device (qwen), url / api_key_env / timeout (endpoint),
     truth (clinician; a slice mask, or set later per slice)."""
     from ...errors import AgentError
+    from ...segmenters import models_installed
 
     if name == "qwen":
-        from .qwen import QwenPolicy
+        with models_installed("the qwen policy"):
+            from .qwen import QwenPolicy
 
         return QwenPolicy(model=options.get("model"), device=options.get("device", "auto"))
     if name == "endpoint":
@@ -32,7 +34,8 @@ def create_policy(name: str, **options) -> Policy:
             api_key=options.get("api_key"),
         )
     if name == "clinician":
-        from .clinician import ClinicianPolicy
+        with models_installed("the clinician policy"):
+            from .clinician import ClinicianPolicy
 
         return ClinicianPolicy(truth=options.get("truth"))
     raise AgentError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")

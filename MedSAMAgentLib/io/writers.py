@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .anatomy import SegmentStyle
-from .errors import OutputError
-from .volume import Geometry, Volume
+from ..anatomy import SegmentStyle
+from ..errors import OutputError
+from .volumes import Geometry, Volume
 
 OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
 

@@ -14,22 +14,34 @@ from pathlib import Path
 
 import numpy as np
 
-from .anatomy import segment_style
-from .engine import segment, slice_frames
-from .errors import OutputError
-from .metrics import dice
-from .montage import montage
-from .phantom import DEMO_TARGET, abdominal_phantom
-from .prompts import Box, SlicePrompts
-from .propagation import VolumeRequest
-from .segmenters import create_segmenter
-from .writers import check_output_path, write_segmentation, write_volume
+from ..errors import OutputError
+from .options import add_device_option
+from .progress_bar import ProgressBar
 
 BOX_MARGIN_PIXELS = 4
 
 
+def add_parser(commands) -> None:
+    demo = commands.add_parser("demo", help="segment the right kidney of a generated sample CT (no download, CPU)")
+    demo.add_argument("-o", "--output-dir", type=Path, default=Path("medsam-agent-demo"))
+    add_device_option(demo)
+    demo.add_argument("--overwrite", action="store_true", help="replace earlier demo results in the folder")
+
+
+def run(args) -> int:
+    return run_demo(args.output_dir, device=args.device, overwrite=args.overwrite)
+
+
 def run_demo(output_dir: Path, device: str = "auto", overwrite: bool = False) -> int:
-    from .cli import ProgressBar
+    from ..anatomy import segment_style
+    from ..engine.interface import SegmentationRequest
+    from ..engine.local import LocalEngine
+    from ..io.writers import check_output_path, write_segmentation, write_volume
+    from ..metrics import dice
+    from ..montage import montage
+    from ..phantom import DEMO_TARGET, abdominal_phantom
+    from ..prompts import Box, SlicePrompts
+    from ..segmenters.base import slice_frames
 
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
@@ -52,15 +64,16 @@ def run_demo(output_dir: Path, device: str = "auto", overwrite: bool = False) ->
     print(f"sample CT {volume.geometry.size} voxels at {volume.geometry.spacing} mm; target: {DEMO_TARGET}; "
           f"box {box.as_list()} on axial slice {key_slice}", file=sys.stderr)
 
-    segmenter = create_segmenter("litemedsam", device=device)
+    engine = LocalEngine("litemedsam", device=device)
+    request = SegmentationRequest(volume, view="axial", key_slice=key_slice, prompts=SlicePrompts(box=box))
     with ProgressBar() as bar:
-        result = segment(volume, segmenter, VolumeRequest(key_slice, SlicePrompts(box=box)), frames, progress=bar.update)
+        outcome = engine.run(request, progress=bar.update)
 
     write_volume(volume, paths["volume"])
-    write_segmentation(result.mask, volume, paths["segmentation"], segment_style(DEMO_TARGET))
-    montage(frames, result.stack, paths["montage"])
-    score = dice(result.mask, truth[DEMO_TARGET])
+    write_segmentation(outcome.mask, volume, paths["segmentation"], segment_style(DEMO_TARGET))
+    montage(frames, frames.plane.to_display(outcome.mask), paths["montage"])
+    score = dice(outcome.mask, truth[DEMO_TARGET])
     for path in paths.values():
         print(f"wrote {path}")
-    print(f"{DEMO_TARGET}: {result.summary(volume)}; Dice against the phantom's truth {score:.3f}")
+    print(f"{DEMO_TARGET}: {outcome.summary(volume.geometry)}; Dice against the phantom's truth {score:.3f}")
     return 0

@@ -1,0 +1,53 @@
+"""The `medsam-agent` command: segment a volume (here or on a server), evaluate, run the
+demo, serve the models to a department, and manage the server's keys and store.
+
+Every user error ends with one line on stderr starting with 'error:' and exit status 2;
+nothing is written unless the whole run succeeds. Importing this package loads no model
+code, so that a client-only install (no torch) runs `segment --server`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from ..errors import MedSAMAgentError
+from . import demo, evaluate, segment, serving
+
+EXIT_USER_ERROR = 2
+RUNNERS = {
+    "segment": segment.run,
+    "eval": evaluate.run,
+    "demo": demo.run,
+    **serving.RUNNERS,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medsam-agent",
+        description="Promptable and text-driven 3D segmentation of CT and MRI volumes with MedSAM-Agent, LiteMedSAM and MedSAM2.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    segment.add_parser(commands)
+    evaluate.add_parser(commands)
+    demo.add_parser(commands)
+    serving.add_parsers(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
+    try:
+        return RUNNERS[args.command](args)
+    except MedSAMAgentError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130

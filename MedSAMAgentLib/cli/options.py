@@ -1,0 +1,82 @@
+"""Options shared by several commands, and the engine they select."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..agent.policies import POLICIES
+from ..engine.interface import Engine
+from ..errors import MedSAMAgentError, PromptError
+from ..segmenters import DEFAULT_SEGMENTER, DEVICE_CHOICES, SEGMENTERS, check_device_name
+
+SERVER_KEY_ENV = "MEDSAM_AGENT_SERVER_KEY"
+DEFAULT_POLICY = "qwen"
+
+
+def info(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _device(text: str) -> str:
+    try:
+        return check_device_name(text)
+    except MedSAMAgentError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=_device, default="auto", metavar="|".join(DEVICE_CHOICES),
+                        help="where the models run (default: auto, a CUDA GPU when there is one)")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--segmenter", choices=SEGMENTERS, help=f"default: {DEFAULT_SEGMENTER} (with --server: the server's)")
+    parser.add_argument("--checkpoint", help="segmenter weights: a local file, or for medsam2 a Hugging Face reference "
+                                             "such as wanglab/MedSAM2 or wanglab/MedSAM2/MedSAM2_CTLesion.pt")
+    add_device_option(parser)
+
+
+def add_agent_options(group) -> None:
+    group.add_argument("--policy", choices=POLICIES, help=f"who places prompts (default: {DEFAULT_POLICY})")
+    group.add_argument("--agent-model", help="local model folder or Hugging Face id (qwen policy) or served model name (endpoint)")
+    group.add_argument("--endpoint", help="URL of an OpenAI-compatible server running MedSAM-Agent")
+    group.add_argument("--api-key-env", default="MEDSAM_AGENT_API_KEY", help="environment variable holding the endpoint's API key")
+
+
+def policy_spec(args, required: bool = True):
+    """The agent's policy from the options, or None when no agent option was given and
+    none is `required`."""
+    from ..engine.local import PolicySpec
+
+    if not required and not (args.policy or args.agent_model or args.endpoint):
+        return None
+    return PolicySpec(name=args.policy or DEFAULT_POLICY, model=args.agent_model, endpoint=args.endpoint, api_key_env=args.api_key_env)
+
+
+def local_engine(args, with_agent: bool) -> Engine:
+    from ..engine.local import LocalEngine
+
+    segmenter = args.segmenter or DEFAULT_SEGMENTER
+    return LocalEngine(
+        default_segmenter=segmenter,
+        checkpoints={segmenter: args.checkpoint} if args.checkpoint else {},
+        device=args.device,
+        policy=policy_spec(args) if with_agent else None,
+    )
+
+
+def engine_from_args(args, with_agent: bool) -> Engine:
+    """The server's engine with `--server URL`, else this computer's."""
+    if not getattr(args, "server", None):
+        return local_engine(args, with_agent)
+    set_here = [option for option, value in (("--checkpoint", args.checkpoint), ("--policy", args.policy),
+                                             ("--agent-model", args.agent_model), ("--endpoint", args.endpoint)) if value]
+    if args.device != "auto":
+        set_here.append("--device")
+    if set_here:
+        raise PromptError(f"{', '.join(set_here)} choose models on this computer; with --server the server's models are used")
+    from ..remote import RemoteEngine
+
+    return RemoteEngine(args.server, api_key=os.environ.get(SERVER_KEY_ENV), key_source=f"${SERVER_KEY_ENV}")

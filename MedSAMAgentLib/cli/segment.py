@@ -1,0 +1,181 @@
+"""`medsam-agent segment`: one structure in a volume, from prompts or from a description,
+on this computer or on a server (`--server URL`)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..errors import MedSAMAgentError, OutputError, PromptError
+from ..orientation import VIEWS
+from .options import SERVER_KEY_ENV, add_agent_options, add_model_options, engine_from_args, info
+from .progress_bar import ProgressBar
+from .prompt_options import prompts_from_args
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    segment = commands.add_parser("segment", help="segment one structure in a volume")
+    segment.add_argument("input", type=Path, help="NIfTI, NRRD/NHDR, MHA/MHD file or DICOM series folder")
+    segment.add_argument("-o", "--output", type=Path, required=True, help=".seg.nrrd, .nii.gz, .nii, .nrrd or .mha")
+    segment.add_argument("--slice", type=int, help="key slice: voxel index along the array axis closest to --axis")
+    segment.add_argument("--axis", choices=VIEWS, default="axial")
+    segment.add_argument("--box", type=float, nargs=4, metavar=("I0", "J0", "I1", "J1"),
+                         help="box on the key slice: the two in-plane voxel indices (index order), minimum then maximum, inclusive")
+    segment.add_argument("--box-ras", type=float, nargs=6, metavar=("R0", "A0", "S0", "R1", "A1", "S1"),
+                         help="box as two opposite corners in RAS mm (as Slicer shows them)")
+    segment.add_argument("--point", nargs=3, action="append", default=[], metavar=("I", "J", "pos|neg"),
+                         help="a click on the key slice (in-plane voxel indices); repeatable")
+    segment.add_argument("--point-ras", nargs=4, action="append", default=[], metavar=("R", "A", "S", "pos|neg"),
+                         help="a click in RAS mm; repeatable")
+    segment.add_argument("--range", type=int, nargs=2, metavar=("A", "B"),
+                         help="propagate over slices A..B (inclusive) instead of until the object disappears")
+    segment.add_argument("--window", help="CT preset (abdomen, lung, brain, mediastinum, bone), W/L such as 400/40, or percentile")
+    segment.add_argument("--all-components", action="store_true", help="keep every 3D connected component, not only the largest")
+    segment.add_argument("--name", help="segment name (default: the target, or 'Segment')")
+    add_model_options(segment)
+    segment.add_argument("--server", metavar="URL", help=f"run on a MedSAM-Agent server (its key in ${SERVER_KEY_ENV})")
+    agent = segment.add_argument_group("agent", "let MedSAM-Agent place the prompts from a description")
+    agent.add_argument("--target", help='what to segment, e.g. "right kidney in abdomen CT"')
+    agent.add_argument("--find-slice", action="store_true", help="let the agent find the key slice")
+    add_agent_options(agent)
+    agent.add_argument("--gt", type=Path, help="ground-truth mask on the input grid (for --policy clinician)")
+    agent.add_argument("--recheck", type=int, metavar="N", help="let the agent review the propagated mask every N slices")
+    agent.add_argument("--save-trajectory", type=Path, metavar="DIR", help="write every turn as JSON and PNG")
+    segment.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
+    segment.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    segment.add_argument("--montage", type=Path, help="also write a PNG of slices with the mask overlaid")
+    return segment
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..anatomy import segment_style
+    from ..io.volumes import read_volume
+    from ..io.writers import check_output_path, output_suffix, write_segmentation
+    from ..orientation import SlicePlane
+
+    started = time.perf_counter()
+    output_suffix(args.output)
+    output = check_output_path(args.output, args.overwrite, protected=[args.input])
+    if args.montage:
+        check_output_path(args.montage, args.overwrite, protected=[args.input, args.output])
+    if args.save_trajectory:
+        _check_trajectory_folder(args.save_trajectory, args.overwrite)
+    if not args.target:
+        _refuse_agent_options(args)
+    engine = engine_from_args(args, with_agent=bool(args.target))
+    volume = read_volume(args.input, series_uid=args.series_uid, log=info)
+    plane = SlicePlane.for_view(volume.geometry, args.axis)
+    request = _agent_request(args, volume, plane) if args.target else _prompt_request(args, volume, plane)
+    info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}; running on {engine.describe()}")
+    with ProgressBar() as bar:
+        try:
+            outcome = engine.run(request, progress=bar.update)
+        except MedSAMAgentError as error:
+            if args.save_trajectory and error.records:
+                folder = _save_records(error.records, args.save_trajectory, {"status": "failed", "error": str(error)})
+                raise type(error)(f"{error} (the agent's record is in {folder})") from None
+            raise
+    if args.target:
+        _report_agent(args, outcome)
+    style = segment_style(args.target or args.name or "Segment", args.name)
+    write_segmentation(outcome.mask, volume, output, style)
+    if args.montage:
+        from ..montage import montage
+        from ..segmenters.base import slice_frames
+
+        frames = slice_frames(volume, args.axis, args.window, target=args.target)
+        montage(frames, plane.to_display(outcome.mask), args.montage)
+    info(f"wrote {output}: {outcome.summary(volume.geometry, seconds=time.perf_counter() - started)}")
+    return 0
+
+
+def _prompt_request(args, volume, plane):
+    from ..engine.interface import SegmentationRequest
+
+    key_slice, prompts = prompts_from_args(args, volume, plane)
+    info(f"{args.axis} key slice {key_slice}")
+    return SegmentationRequest(
+        volume=volume,
+        view=args.axis,
+        window=args.window,
+        key_slice=key_slice,
+        prompts=prompts,
+        slice_range=tuple(args.range) if args.range else None,
+        keep_largest_component=not args.all_components,
+        segmenter=args.segmenter,
+    )
+
+
+def _agent_request(args, volume, plane):
+    from ..engine.interface import SegmentationRequest
+
+    if args.box or args.box_ras or args.point or args.point_ras:
+        raise PromptError("give either --target (the agent places the prompts) or --box/--point, not both")
+    if (args.slice is None) == (not args.find_slice):
+        raise PromptError("with --target, give the key slice with --slice K, or --find-slice to let the agent find it")
+    truth = _ground_truth(args.gt, volume, plane) if args.gt else None
+    if args.policy == "clinician" and truth is None:
+        raise PromptError("--policy clinician simulates a clinician from the ground truth: give it with --gt MASK")
+    if truth is not None and args.server:
+        raise PromptError("--gt feeds the simulated clinician, which runs on this computer only; drop --server")
+    info(f"target: {args.target!r}")
+    return SegmentationRequest(
+        volume=volume,
+        view=args.axis,
+        window=args.window,
+        key_slice=None if args.find_slice else plane.check_slice(args.slice),
+        target=args.target,
+        slice_range=tuple(args.range) if args.range else None,
+        keep_largest_component=not args.all_components,
+        segmenter=args.segmenter,
+        recheck_every=args.recheck,
+        truth=truth,
+    )
+
+
+def _refuse_agent_options(args) -> None:
+    used = [option for option, value in (("--find-slice", args.find_slice), ("--recheck", args.recheck), ("--gt", args.gt),
+                                         ("--policy", args.policy), ("--save-trajectory", args.save_trajectory)) if value]
+    if used:
+        raise PromptError(f"{', '.join(used)} apply to the agent: give --target too")
+
+
+def _report_agent(args, outcome) -> None:
+    key = outcome.records[0]
+    line = f"key slice {outcome.key_slice}: {key.actions} actions, {key.invalid_turns} invalid turns, ended by {key.end_reason}"
+    if args.recheck:
+        reviews = sum(1 for record in outcome.records if record.role == "review")
+        line += f"; {reviews} slices reviewed, {len(outcome.corrections)} corrected"
+    info(line)
+    if args.save_trajectory:
+        info(f"wrote {_save_records(outcome.records, args.save_trajectory, {'status': 'done', 'key_slice': outcome.key_slice})}")
+
+
+def _save_records(records, folder: Path, outcome: dict) -> Path:
+    from ..engine.records import write_records
+
+    return write_records(records, folder, outcome).parent
+
+
+def _check_trajectory_folder(folder: Path, overwrite: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--save-trajectory {folder} exists and is not a folder")
+    if (folder / "trajectory.json").exists() and not overwrite:
+        raise OutputError(f"{folder} already holds a trajectory; pass --overwrite to replace it")
+    if not folder.parent.exists():
+        raise OutputError(f"folder {folder.parent} does not exist")
+
+
+def _ground_truth(path, volume, plane):
+    import numpy as np
+
+    from ..io.volumes import read_volume
+
+    truth = read_volume(path, log=lambda _: None)
+    same_grid = truth.geometry.size == volume.geometry.size and np.allclose(
+        truth.geometry.ijk_to_lps(), volume.geometry.ijk_to_lps(), atol=1e-3
+    )
+    if not same_grid:
+        raise PromptError(f"the ground truth {path} is not on the input's voxel grid (size {truth.geometry.size})")
+    return plane.to_display(truth.array > 0)

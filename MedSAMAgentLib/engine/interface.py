@@ -1,0 +1,109 @@
+"""The engine interface: what the command line and the Slicer logic ask for and get back,
+whether the models run in this process (`LocalEngine`) or on a department server
+(`RemoteEngine`). Nothing above this interface knows which one it has.
+
+Indices, prompts and masks of single slices are in display orientation along `view` (see
+`orientation`); the result's mask is on the volume's own voxel grid. This module imports
+neither torch nor any model code.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import PromptError
+from ..io.volumes import Geometry, Volume
+from ..orientation import VIEWS
+from ..progress import CancelCheck, ProgressCallback
+from ..prompts import SlicePrompts
+from .records import AgentRecord
+
+
+@dataclass
+class SegmentationRequest:
+    """One job. With a `target`, the agent places the prompts on `key_slice` (or finds the
+    key slice when it is None); otherwise `prompts`, or a finished `key_mask`, seed
+    propagation from `key_slice`. `locked` slices are kept voxel for voxel and condition
+    the segmenter. `truth` (a display-oriented stack) feeds the simulated clinician only and
+    never leaves this computer."""
+
+    volume: Volume
+    view: str = "axial"
+    window: str | None = None
+    key_slice: int | None = None
+    target: str = ""
+    prompts: SlicePrompts | None = None
+    key_mask: np.ndarray | None = None
+    locked: dict[int, np.ndarray] = field(default_factory=dict)
+    slice_range: tuple[int, int] | None = None
+    keep_largest_component: bool = True
+    segmenter: str | None = None  # None: the engine's default
+    recheck_every: int | None = None
+    truth: np.ndarray | None = None
+
+    @property
+    def uses_agent(self) -> bool:
+        return bool(self.target)
+
+    def check(self) -> None:
+        """Refuse a request that cannot mean anything, before any work."""
+        if self.view not in VIEWS:
+            raise PromptError(f"unknown view {self.view!r}; choose one of {', '.join(VIEWS)}")
+        if self.uses_agent:
+            if self.prompts is not None or self.key_mask is not None:
+                raise PromptError("give either a target (the agent places the prompts) or prompts, not both")
+        elif self.key_slice is None:
+            raise PromptError("a key slice is needed unless the agent searches for the target")
+        elif self.prompts is None and self.key_mask is None and self.key_slice not in self.locked:
+            raise PromptError("no prompt given: a box or at least one point is needed")
+        if self.recheck_every is not None and self.recheck_every < 1:
+            raise PromptError(f"recheck every {self.recheck_every} slices: give a positive number")
+
+
+@dataclass
+class SegmentationOutcome:
+    """A finished job: the mask on the volume's grid, where the agent started, and the
+    agent's record (key slice first, then the search and the reviews)."""
+
+    mask: np.ndarray  # (k, j, i) bool
+    view: str
+    key_slice: int
+    window: str
+    seconds: float
+    records: list[AgentRecord] = field(default_factory=list)
+    corrections: list[int] = field(default_factory=list)
+
+    def summary(self, geometry: Geometry, seconds: float | None = None) -> str:
+        """Voxels, mL, slices holding the object, and seconds (the job's, or `seconds`)."""
+        from ..orientation import SlicePlane
+
+        voxels = int(self.mask.sum())
+        millilitres = voxels * geometry.voxel_volume_ml
+        plane = SlicePlane.for_view(geometry, self.view)
+        slices = int(plane.to_display(self.mask).any(axis=(1, 2)).sum())
+        seconds = self.seconds if seconds is None else seconds
+        return f"{voxels} voxels, {millilitres:.1f} mL, {slices} {self.view} slices, {seconds:.1f} s"
+
+
+class Engine(ABC):
+    """Runs segmentation jobs; implementations differ only in where the models live."""
+
+    @abstractmethod
+    def run(
+        self,
+        request: SegmentationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> SegmentationOutcome:
+        """Run one job. Raises a `MedSAMAgentError` with one clear line on failure, and
+        `Cancelled` on cancel; either carries the agent's record so far in `records`."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where and with what the models run, for the user (no secrets)."""
+
+    def close(self) -> None:
+        """Release what the engine holds (models, connections)."""

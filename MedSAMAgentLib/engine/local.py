@@ -1,0 +1,132 @@
+"""The engine in this process: segmenters and the agent's policy are created on first use
+and kept for the next jobs (a department server runs one of these per GPU)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..errors import AgentError, MedSAMAgentError
+from ..progress import CancelCheck, ProgressCallback
+from ..segmenters import DEFAULT_SEGMENTER, SEGMENTERS
+from .interface import Engine, SegmentationOutcome, SegmentationRequest
+
+MAX_LOADED_SEGMENTERS = 2
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Who plays the agent (see `agent.policies.create_policy`). `api_key` is the endpoint's
+    key when it does not come from the environment variable `api_key_env`."""
+
+    name: str = "qwen"
+    model: str | None = None
+    endpoint: str | None = None
+    api_key_env: str = "MEDSAM_AGENT_API_KEY"
+    api_key: str | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"PolicySpec(name={self.name!r}, model={self.model!r}, endpoint={self.endpoint!r})"
+
+
+class LocalEngine(Engine):
+    def __init__(
+        self,
+        default_segmenter: str = DEFAULT_SEGMENTER,
+        checkpoints: dict[str, str] | None = None,
+        device: str = "auto",
+        policy: PolicySpec | None = None,
+    ):
+        """`checkpoints`: weights per segmenter name (others use their default weights);
+        `policy`: None for an engine that runs no agent."""
+        if default_segmenter not in SEGMENTERS:
+            raise MedSAMAgentError(f"unknown segmenter {default_segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
+        self.default_segmenter = default_segmenter
+        self.checkpoints = dict(checkpoints or {})
+        self.device = device
+        self.policy_spec = policy
+        self._segmenters: dict[str, object] = {}
+        self._policy = None
+
+    def describe(self) -> str:
+        agent = f"; agent: {self.policy().describe()}" if self._policy is not None else ""
+        return f"this computer ({self.device}), segmenter {self.default_segmenter}{agent}"
+
+    def segmenter(self, name: str | None = None):
+        """The named segmenter, loaded once; at most `MAX_LOADED_SEGMENTERS` stay in memory."""
+        from ..segmenters import create_segmenter
+
+        name = name or self.default_segmenter
+        if name not in self._segmenters:
+            if name not in SEGMENTERS:
+                raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
+            while len(self._segmenters) >= MAX_LOADED_SEGMENTERS:
+                self._segmenters.pop(next(iter(self._segmenters)))
+            self._segmenters[name] = create_segmenter(name, self.checkpoints.get(name), self.device)
+        return self._segmenters[name]
+
+    def policy(self):
+        if self._policy is None:
+            if self.policy_spec is None:
+                raise AgentError("no agent is configured here: give prompts instead of a target")
+            from ..agent.policies import create_policy
+
+            spec = self.policy_spec
+            self._policy = create_policy(
+                spec.name, model=spec.model, device=self.device, url=spec.endpoint, api_key_env=spec.api_key_env, api_key=spec.api_key
+            )
+        return self._policy
+
+    def run(
+        self,
+        request: SegmentationRequest,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> SegmentationOutcome:
+        from ..segmenters.base import slice_frames
+
+        request.check()
+        started = time.perf_counter()
+        frames = slice_frames(request.volume, request.view, request.window, target=request.target or None)
+        policy = self.policy() if request.uses_agent else None
+        segmenter = self.segmenter(request.segmenter)
+        if policy is not None:
+            return self._run_agent(request, frames, segmenter, policy, started, progress, cancel)
+        from ..propagation import VolumeRequest, segment
+
+        volume_request = VolumeRequest(
+            key_slice=request.key_slice,
+            prompts=request.prompts,
+            key_mask=request.key_mask,
+            locked=request.locked,
+            slice_range=request.slice_range,
+            keep_largest_component=request.keep_largest_component,
+        )
+        result = segment(request.volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
+        return SegmentationOutcome(
+            mask=result.mask, view=request.view, key_slice=request.key_slice, window=frames.window.name,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _run_agent(self, request, frames, segmenter, policy, started, progress, cancel) -> SegmentationOutcome:
+        from ..agent.volume_agent import AgentRequest, segment_with_agent
+
+        agent_request = AgentRequest(
+            description=request.target,
+            key_slice=request.key_slice,
+            recheck_every=request.recheck_every,
+            locked=dict(request.locked),
+            slice_range=request.slice_range,
+            keep_largest_component=request.keep_largest_component,
+        )
+        result = segment_with_agent(
+            request.volume, frames, segmenter, policy, agent_request, truth=request.truth, progress=progress, cancel=cancel
+        )
+        return SegmentationOutcome(
+            mask=result.segmentation.mask, view=request.view, key_slice=result.key_slice, window=frames.window.name,
+            seconds=time.perf_counter() - started, records=result.records(), corrections=list(result.corrections),
+        )
+
+    def close(self) -> None:
+        self._segmenters.clear()
+        self._policy = None

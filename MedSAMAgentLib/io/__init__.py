@@ -1,0 +1,1 @@
+"""Volumes in (`volumes`) and segmentations out (`writers`), with their exact geometry."""

@@ -1,0 +1,84 @@
+"""Starting the department server: keys, store, models (loaded before the first request,
+so that /health answering means ready), the job queue, then uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..engine.local import LocalEngine, PolicySpec
+from ..errors import MedSAMAgentError
+from .app import ServerSettings, create_app
+from .jobs import JobQueue
+from .keys import KeyRing
+from .store import VolumeStore
+
+MB = 1 << 20
+
+
+@dataclass
+class ServeOptions:
+    host: str
+    port: int
+    api_keys: Path | None
+    store: Path
+    store_max_bytes: int
+    max_volume_bytes: int
+    part_bytes: int
+    queue_size: int
+    device: str
+    segmenter: str
+    checkpoint: str | None
+    policy: PolicySpec | None
+    max_json_bytes: int = 64 * MB
+
+
+def serve(options: ServeOptions, log=print) -> None:
+    keys = KeyRing.load(options.api_keys) if options.api_keys else None
+    if keys is None and not is_loopback(options.host):
+        raise MedSAMAgentError(
+            f"refusing to serve on {options.host} without keys: give --api-keys FILE (make keys with medsam-agent add-key)"
+        )
+    if options.policy is not None and options.policy.name == "clinician":
+        raise MedSAMAgentError("the simulated clinician needs ground truth and runs on the command line only; serve qwen or endpoint")
+    store = VolumeStore(options.store, options.store_max_bytes, options.max_volume_bytes)
+    engine = LocalEngine(
+        options.segmenter, {options.segmenter: options.checkpoint} if options.checkpoint else {}, options.device, options.policy
+    )
+    log(f"loading {options.segmenter} on {options.device}" + (f" and the agent ({options.policy.name})" if options.policy else ""))
+    engine.segmenter()
+    if options.policy is not None:
+        engine.policy()
+    jobs = JobQueue(engine, options.queue_size)
+    settings = ServerSettings(keys, options.part_bytes, options.max_volume_bytes, options.max_json_bytes)
+    app = create_app(engine, store, jobs, settings)
+    access = f"{len(keys.entries)} API keys" if keys else "no keys (this computer only)"
+    log(f"serving {engine.describe()} on http://{options.host}:{options.port} with {access}; store {options.store}")
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(_quiet_progress_polls)
+    try:
+        uvicorn.run(app, host=options.host, port=options.port, log_level="info", timeout_graceful_shutdown=5)
+    finally:
+        jobs.stop()
+
+
+def _quiet_progress_polls(record: logging.LogRecord) -> bool:
+    """Leave out of the access log the answered progress polls (several a second per
+    running job); submissions, uploads, results and every error stay."""
+    arguments = record.args if isinstance(record.args, tuple) else ()
+    if len(arguments) == 5:
+        _, method, path, _, status = arguments
+        return not (method == "GET" and status == 200 and path.startswith("/v1/jobs/") and "/result" not in path)
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False

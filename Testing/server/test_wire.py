@@ -1,0 +1,97 @@
+"""What crosses the wire: volumes named by their content, masks, requests and results,
+decoded exactly or refused with a message."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from MedSAMAgentLib.engine.interface import SegmentationOutcome
+from MedSAMAgentLib.engine.records import AgentRecord, TurnRecord
+from MedSAMAgentLib.io.volumes import Volume, read_volume
+from MedSAMAgentLib.remote import wire
+from Testing.fixtures.anatomy import ct_head
+from Testing.fixtures.server import kidney_request
+
+LIMIT = 1 << 31
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return read_volume(ct_head()[0], log=lambda _: None)
+
+
+def test_a_real_ct_round_trips_exactly_and_compresses(ct):
+    digest, blob = wire.encode_volume(ct)
+    back = wire.decode_volume(blob, digest, LIMIT)
+    assert back.array.dtype == ct.array.dtype and np.array_equal(back.array, ct.array)
+    assert back.geometry == ct.geometry and back.modality == ct.modality
+    assert digest == wire.volume_digest(ct) == wire.volume_digest(back)
+    assert len(blob) < ct.array.nbytes / 4, f"compressed to {len(blob)} of {ct.array.nbytes} bytes"
+
+
+def test_the_digest_names_voxels_and_geometry_and_nothing_else(ct):
+    digest = wire.volume_digest(ct)
+    one_voxel = ct.array.copy()
+    one_voxel[10, 20, 30] += 1
+    moved = dataclasses.replace(ct.geometry, origin=(ct.geometry.origin[0] + 0.5, *ct.geometry.origin[1:]))
+    big_endian = ct.array.astype(ct.array.dtype.newbyteorder(">"))
+    assert wire.volume_digest(Volume(one_voxel, ct.geometry, ct.modality)) != digest
+    assert wire.volume_digest(Volume(ct.array, moved, ct.modality)) != digest
+    assert wire.volume_digest(Volume(big_endian, ct.geometry, ct.modality)) == digest
+    renamed = Volume(ct.array, ct.geometry, ct.modality, description="Doe^Jane", source_path=None)
+    assert wire.volume_digest(renamed) == digest
+    _, blob = wire.encode_volume(renamed)
+    assert b"Doe" not in blob and b"Jane" not in blob
+
+
+def test_damaged_volume_blobs_are_refused_with_the_reason(ct):
+    digest, blob = wire.encode_volume(ct)
+    cases = {
+        "truncated": (blob[: len(blob) // 2], digest, "truncated or damaged"),
+        "header cut": (blob[:20], digest, "truncated"),
+        "not a volume": (b"GIF89a" + blob[6:], digest, "wrong or missing magic"),
+        "bytes flipped": (blob[:-64] + bytes(64), digest, "truncated or damaged"),
+        "other digest": (blob, "0" * 64, "not 000000000000... as it was sent"),
+    }
+    for name, (data, expected, message) in cases.items():
+        with pytest.raises((wire.CorruptDataError, wire.DigestMismatchError), match=message):
+            wire.decode_volume(data, expected, LIMIT)
+    with pytest.raises(wire.CorruptDataError, match="more than the 1000 this server accepts"):
+        wire.decode_volume(blob, digest, 1000)
+
+
+def test_a_request_round_trips(phantom):
+    volume = phantom[0]
+    request = kidney_request(phantom)
+    mask = np.zeros(request.volume.array.shape[1:], bool)
+    mask[10:30, 40:45] = True
+    request.locked = {request.key_slice + 1: mask, request.key_slice - 1: np.zeros_like(mask)}
+    request.window, request.segmenter, request.keep_largest_component = "400/40", "litemedsam", False
+    body = wire.request_to_json(request, wire.volume_digest(volume))
+    back = wire.request_from_json(body, volume)
+    for field in ("view", "window", "key_slice", "target", "prompts", "slice_range", "keep_largest_component", "segmenter"):
+        assert getattr(back, field) == getattr(request, field), field
+    assert back.locked.keys() == request.locked.keys()
+    assert all(np.array_equal(back.locked[index], request.locked[index]) for index in request.locked)
+
+
+def test_a_result_carries_only_the_object_and_the_record(phantom):
+    organs = phantom[1]
+    picture = b"\x89PNG\r\n\x1a\n fake picture bytes"
+    record = AgentRecord("key", 20, "right kidney", "stop_action", 1, 0, 321,
+                         [TurnRecord(1, "<tool_call>...</tool_call>", {"kind": "box"}, {"box": [1.0, 2.0, 3.0, 4.0], "points": []},
+                                     321, 0.9, 0.5, "", picture)])
+    outcome = SegmentationOutcome(organs["right kidney"], "axial", 20, "abdomen 400/40", 1.5, [record], [3])
+    blob = wire.encode_outcome(outcome)
+    back = wire.decode_outcome(blob)
+    assert np.array_equal(back.mask, outcome.mask)
+    assert (back.view, back.key_slice, back.window, back.corrections) == ("axial", 20, "abdomen 400/40", [3])
+    assert back.records == [record] and back.records[0].turns[0].picture_png == picture
+    empty = wire.decode_outcome(wire.encode_outcome(dataclasses.replace(outcome, mask=np.zeros_like(outcome.mask))))
+    assert not empty.mask.any() and empty.mask.shape == outcome.mask.shape
+    header, _ = wire._unframe(blob, wire.RESULT_MAGIC, "result")
+    kidney = np.argwhere(outcome.mask)
+    assert header["crop"] == [[int(low), int(high)] for low, high in zip(kidney.min(axis=0), kidney.max(axis=0))]
