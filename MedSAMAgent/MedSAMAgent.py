@@ -97,13 +97,13 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.apiKeyLineEdit.editingFinished.connect(self.onApiKeyChanged)
         self.ui.serverKeyLineEdit.text = qt.QSettings().value(SERVER_KEY_SETTING, "")
         self.ui.serverKeyLineEdit.editingFinished.connect(self.onServerKeyChanged)
-        self.ui.runOnComboBox.currentTextChanged.connect(self.updateDeviceWarning)
+        self.ui.runOnComboBox.currentTextChanged.connect(self.updateWhereToRun)
         self.ui.segmentButton.clicked.connect(lambda: self.onRun("segment"))
         self.ui.propagateButton.clicked.connect(lambda: self.onRun("propagate"))
         self.ui.rerunButton.clicked.connect(lambda: self.onRun("rerun"))
         self.ui.cancelButton.clicked.connect(self.onCancel)
         self.ui.undoButton.clicked.connect(self.onUndo)
-        self.ui.deviceComboBox.currentTextChanged.connect(self.updateDeviceWarning)
+        self.ui.deviceComboBox.currentTextChanged.connect(self.updateWhereToRun)
         # After the .ui's own connection has shown the new segmentation's segments: a new
         # segmentation starts with "new segment", never with one of its segments to overwrite.
         self.ui.outputSegmentationSelector.currentNodeChanged.connect(lambda node: self.ui.segmentSelector.setCurrentSegmentID(""))
@@ -115,7 +115,7 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
         self.setRunning(False)
-        self.updateDeviceWarning()
+        self.updateWhereToRun()
 
     def cleanup(self):
         self.removeObservers()
@@ -159,11 +159,16 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onServerKeyChanged(self):
         qt.QSettings().setValue(SERVER_KEY_SETTING, self.ui.serverKeyLineEdit.text)
 
-    def updateDeviceWarning(self, *args):
+    def updateWhereToRun(self, *args):
         from MedSAMAgentLogic.dependencies import cuda_available
 
         onServer = self.ui.runOnComboBox.currentText == A_SERVER
-        self.ui.modelsCollapsibleButton.enabled = not onServer
+        # On a server its own weights, device and agent are used; the segmenter and the
+        # choice of an agent or my prompts still apply.
+        for localOnly in (self.ui.checkpointLineEdit, self.ui.deviceComboBox, self.ui.agentModelLineEdit,
+                          self.ui.endpointUrlLineEdit, self.ui.apiKeyLineEdit):
+            localOnly.enabled = not onServer
+        self.ui.serverUrlLineEdit.enabled = self.ui.serverKeyLineEdit.enabled = onServer
         device = self.ui.deviceComboBox.currentText
         cuda = None if onServer else cuda_available()
         if onServer:

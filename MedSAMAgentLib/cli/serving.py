@@ -19,6 +19,8 @@ def add_parsers(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--api-keys", type=Path, metavar="FILE", help="accepted keys (made with add-key); needed off this computer")
+    serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM), or put a TLS proxy in front")
+    serve.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM)")
     serve.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"folder for uploaded volumes (default {DEFAULT_STORE})")
     serve.add_argument("--store-max-gb", type=float, default=50.0, help="store size cap; least recently used volumes go first")
     serve.add_argument("--max-volume-mb", type=int, default=2048, help="largest volume accepted, uncompressed")
@@ -55,6 +57,8 @@ def run_serve(args: argparse.Namespace) -> int:
         segmenter=args.segmenter,
         checkpoint=args.checkpoint,
         policy=None if args.no_agent else policy_spec(args),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     serve(options, log=info)
     return 0

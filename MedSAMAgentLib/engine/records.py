@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ..io.atomic import write_bytes_atomically
 
 KEY, SEARCH, REVIEW = "key", "search", "review"
 
@@ -91,23 +91,12 @@ def write_records(records: list[AgentRecord], folder: Path, outcome: dict) -> Pa
     for record in records:
         for turn in record.turns:
             if turn.picture_png:
-                _atomic_write(folder / picture_name(record, turn), turn.picture_png)
+                write_bytes_atomically(folder / picture_name(record, turn), turn.picture_png)
     document = {"outcome": outcome, "runs": [record.as_json(with_pictures=False) for record in records]}
     path = folder / "trajectory.json"
-    _atomic_write(path, json.dumps(document, indent=2).encode())
+    write_bytes_atomically(path, json.dumps(document, indent=2).encode())
     return path
 
 
 def picture_name(record: AgentRecord, turn: TurnRecord) -> str:
     return f"{record.role}_slice{record.slice_index:04d}_turn{turn.number:02d}.png"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

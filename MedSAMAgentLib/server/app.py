@@ -29,7 +29,7 @@ from ..remote.wire import API_VERSION, API_VERSION_HEADER, CorruptDataError, Dig
 from ..segmenters import SEGMENTERS
 from . import schemas
 from .jobs import FINISHED, Job, JobQueue, QueueFull
-from .keys import KeyRing
+from .keys import KeyFile
 from .limits import BodyLimit, BodyTooLarge
 from .store import UnknownUpload, VolumeStore
 
@@ -48,7 +48,7 @@ class ApiError(Exception):
 
 @dataclass
 class ServerSettings:
-    keys: KeyRing | None  # None: no keys (loopback only)
+    keys: KeyFile | None  # None: no keys (loopback only)
     part_bytes: int
     max_volume_bytes: int
     max_json_bytes: int

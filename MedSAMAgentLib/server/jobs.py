@@ -36,7 +36,7 @@ class QueueFull(MedSAMAgentError):
 class Job:
     id: str
     owner: str
-    request: SegmentationRequest
+    request: SegmentationRequest | None  # dropped when the job ends: it holds the volume
     status: str = QUEUED
     step: str = "queued"
     done: int = 0
@@ -61,6 +61,7 @@ class Job:
             self.error_type = type(error).__name__
             self.records = list(error.records)
         self.status, self.finished = status, time.time()
+        self.request = None
         self.version += 1
         self.stopped.set()
 

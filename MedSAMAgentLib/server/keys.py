@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,9 @@ class KeyRing:
     entries: tuple[tuple[str, str], ...]
 
     @classmethod
-    def load(cls, path: Path) -> KeyRing:
+    def load(cls, path: Path, allow_empty: bool = False) -> KeyRing:
+        """`allow_empty`: a file without keys means nobody gets in (when keys are revoked
+        while the server runs); at start it is refused as a mistake."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -53,7 +57,7 @@ class KeyRing:
             if not match:
                 raise KeyFileError(f"{path} line {number} is not 'NAME sha256:HEX' (make keys with medsam-agent add-key)")
             entries.append((match.group(1), match.group(2)))
-        if not entries:
+        if not entries and not allow_empty:
             raise KeyFileError(f"{path} holds no keys; add one with: medsam-agent add-key {path} NAME")
         return cls(tuple(entries))
 
@@ -67,6 +71,39 @@ class KeyRing:
             if hmac.compare_digest(presented, stored.encode()) and found is None:
                 found = name
         return found
+
+
+class KeyFile:
+    """The key file as the server reads it: loaded again whenever it changes on disk, so
+    that a key added with add-key works at once and a line removed revokes its key at once,
+    without a restart. A file that became unreadable or malformed keeps the last good keys
+    (and says so in the log) rather than locking everybody out or letting everybody in."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp = self._read_stamp()
+        self.ring = KeyRing.load(self.path)
+
+    def _read_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            status = self.path.stat()
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size, status.st_ino
+
+    def name_of(self, key: str | None) -> str | None:
+        stamp = self._read_stamp()
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    try:
+                        self.ring = KeyRing.load(self.path, allow_empty=True)
+                        logging.getLogger("medsam_agent.server").info("API keys reloaded: %d keys", len(self.ring.entries))
+                    except KeyFileError as error:
+                        logging.getLogger("medsam_agent.server").error("%s; keeping the keys loaded before", error)
+        return self.ring.name_of(key)
 
 
 def add_key(path: Path, name: str) -> str:

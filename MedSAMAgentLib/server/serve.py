@@ -13,7 +13,7 @@ from ..engine.local import LocalEngine, PolicySpec
 from ..errors import MedSAMAgentError
 from .app import ServerSettings, create_app
 from .jobs import JobQueue
-from .keys import KeyRing
+from .keys import KeyFile
 from .store import VolumeStore
 
 MB = 1 << 20
@@ -33,15 +33,25 @@ class ServeOptions:
     segmenter: str
     checkpoint: str | None
     policy: PolicySpec | None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     max_json_bytes: int = 64 * MB
 
 
 def serve(options: ServeOptions, log=print) -> None:
-    keys = KeyRing.load(options.api_keys) if options.api_keys else None
+    keys = KeyFile(options.api_keys) if options.api_keys else None
     if keys is None and not is_loopback(options.host):
         raise MedSAMAgentError(
             f"refusing to serve on {options.host} without keys: give --api-keys FILE (make keys with medsam-agent add-key)"
         )
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise MedSAMAgentError("give both --tls-cert and --tls-key, or neither (and a TLS proxy in front)")
+    for path in (options.tls_cert, options.tls_key):
+        if path is not None and not Path(path).is_file():
+            raise MedSAMAgentError(f"TLS file not found: {path}")
+    if options.tls_cert is None and not is_loopback(options.host):
+        log(f"warning: serving on {options.host} without TLS: keys and volumes cross the network in clear; "
+            "give --tls-cert/--tls-key or put a TLS proxy in front (README, Scaling out)")
     if options.policy is not None and options.policy.name == "clinician":
         raise MedSAMAgentError("the simulated clinician needs ground truth and runs on the command line only; serve qwen or endpoint")
     store = VolumeStore(options.store, options.store_max_bytes, options.max_volume_bytes)
@@ -55,14 +65,16 @@ def serve(options: ServeOptions, log=print) -> None:
     jobs = JobQueue(engine, options.queue_size)
     settings = ServerSettings(keys, options.part_bytes, options.max_volume_bytes, options.max_json_bytes)
     app = create_app(engine, store, jobs, settings)
-    access = f"{len(keys.entries)} API keys" if keys else "no keys (this computer only)"
-    log(f"serving {engine.describe()} on http://{options.host}:{options.port} with {access}; store {options.store}")
+    access = f"{len(keys.ring.entries)} API keys" if keys else "no keys (this computer only)"
+    scheme = "https" if options.tls_cert else "http"
+    log(f"serving {engine.describe()} on {scheme}://{options.host}:{options.port} with {access}; store {options.store}")
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     logging.getLogger("uvicorn.access").addFilter(_quiet_progress_polls)
     try:
-        uvicorn.run(app, host=options.host, port=options.port, log_level="info", timeout_graceful_shutdown=5)
+        uvicorn.run(app, host=options.host, port=options.port, log_level="info", timeout_graceful_shutdown=5,
+                    ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key)
     finally:
         jobs.stop()
 

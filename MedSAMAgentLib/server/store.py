@@ -20,6 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import MedSAMAgentError
+from ..io.atomic import write_bytes_atomically
 from ..io.volumes import Volume
 from ..remote.wire import CorruptDataError, decode_volume
 
@@ -103,7 +104,7 @@ class VolumeStore:
         upload_id = secrets.token_hex(16)
         folder = self.uploads_folder / upload_id
         folder.mkdir(mode=PRIVATE_FOLDER)
-        _write_private(folder / "upload.json", json.dumps({"volume": digest, "size": size}).encode())
+        write_bytes_atomically(folder / "upload.json", json.dumps({"volume": digest, "size": size}).encode(), PRIVATE_FILE)
         return upload_id
 
     def write_part(self, upload_id: str, part: int, data: bytes) -> None:
@@ -111,7 +112,7 @@ class VolumeStore:
         others = sum(path.stat().st_size for path in folder.glob("part-*") if path.name != _part_name(part))
         if others + len(data) > announced["size"]:
             raise CorruptDataError(f"the upload sends more than the {announced['size']} bytes it announced")
-        _write_private(folder / _part_name(part), data)  # a part sent again replaces itself
+        write_bytes_atomically(folder / _part_name(part), data, PRIVATE_FILE)  # a part sent again replaces itself
 
     def complete(self, upload_id: str) -> str:
         """Check the uploaded volume against its digest and store it; the upload ends
@@ -123,7 +124,7 @@ class VolumeStore:
             if len(blob) != size:
                 raise CorruptDataError(f"the upload is truncated: {len(blob)} of the {size} bytes announced arrived")
             volume = decode_volume(blob, digest, self.max_voxel_bytes)
-            _write_private(self._path(digest), blob)
+            write_bytes_atomically(self._path(digest), blob, PRIVATE_FILE)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
@@ -201,15 +202,3 @@ def purge_store(folder: Path) -> tuple[int, int]:
 
 def _part_name(part: int) -> str:
     return f"part-{part:06d}"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -15,17 +15,9 @@ import pytest
 import requests
 
 from MedSAMAgentLib.remote import RemoteEngine
-from Testing.fixtures.server import REPOSITORY, ServerProcess, free_port, kidney_request
+from Testing.fixtures.server import REPOSITORY, ServerProcess, free_port, kidney_request, self_signed_certificate
 
 NGINX_EXAMPLE = REPOSITORY / "Resources" / "Server" / "nginx-medsam-agent.conf"
-
-
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    certificate, key = folder / "server.crt", folder / "server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
-                   check=True, capture_output=True)
-    return certificate, key
 
 
 def nginx_configuration(example: str, folder: Path, port: int, workers: list[int], certificate: Path, key: Path) -> str:

@@ -15,7 +15,7 @@ import requests
 
 from MedSAMAgentLib.errors import PromptError
 from MedSAMAgentLib.remote import RemoteEngine, wire
-from Testing.fixtures.server import ServerProcess, environment, kidney_request, medsam_agent_command
+from Testing.fixtures.server import ServerProcess, add_key, environment, kidney_request, medsam_agent_command, self_signed_certificate
 
 
 def headers(key: str, **extra) -> dict:
@@ -185,3 +185,29 @@ def test_keys_are_stored_hashed_and_never_logged(server, keys):
         assert key not in server.log()
     info = requests.get(f"{server.url}/v1/info", headers=headers(issued["alice"]), timeout=30)
     assert issued["alice"] not in json.dumps(info.json())
+
+
+def test_keys_added_or_revoked_while_https_serves_apply_at_once(tmp_path):
+    """The server's own TLS (--tls-cert/--tls-key), and a key file edited while it runs."""
+    key_file = tmp_path / "keys"
+    first = add_key(key_file, "first")
+    certificate, private_key = self_signed_certificate(tmp_path)
+    options = ("--no-agent", "--tls-cert", str(certificate), "--tls-key", str(private_key))
+    server = ServerProcess(tmp_path, tmp_path / "store", *options, keys=key_file)
+    assert server.url.startswith("https://")
+    try:
+        server.start()
+
+        def status(key):
+            return requests.get(f"{server.url}/v1/info", headers=headers(key), verify=str(certificate), timeout=30).status_code
+
+        assert status(first) == 200
+        second = add_key(key_file, "second")
+        assert status(second) == 200
+        key_file.write_text("".join(line for line in key_file.read_text().splitlines(keepends=True) if not line.startswith("first ")))
+        assert (status(first), status(second)) == (401, 200)
+        key_file.write_text("")
+        assert status(second) == 401
+    finally:
+        server.stop()
+    assert "API keys reloaded" in server.log() and first not in server.log() and second not in server.log()
