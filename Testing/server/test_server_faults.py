@@ -73,7 +73,7 @@ def test_purge_refuses_a_folder_that_is_not_a_store(tmp_path):
     assert purge.returncode == 2 and "is not a MedSAM-Agent store" in purge.stderr and (tmp_path / "precious.txt").exists()
 
 
-def test_four_clients_at_once_then_a_full_queue_that_clients_wait_out(tmp_path, keys, phantom, local_engine):
+def test_four_clients_at_once_meet_a_full_queue_and_wait_it_out(tmp_path, keys, phantom, local_engine):
     requests_by_client = [kidney_request(phantom, half_range=1 + number % 2) for number in range(4)]
     for number, request in enumerate(requests_by_client):
         request.key_slice += number - 1
@@ -81,25 +81,24 @@ def test_four_clients_at_once_then_a_full_queue_that_clients_wait_out(tmp_path, 
     names = ["alice", "bob", "alice", "bob"]
     with ServerProcess(tmp_path, tmp_path / "store", "--no-agent", "--queue-size", "1", keys=keys[0]) as server:
         RemoteEngine(server.url, api_key=keys[1]["alice"]).run(requests_by_client[0])  # the volume is stored once
-        for round_ in range(2):
-            results, failures = [None] * 4, []
-            start = threading.Barrier(4)
+        results, failures = [None] * 4, []
+        start = threading.Barrier(4)
 
-            def client(number):
-                try:
-                    engine = RemoteEngine(server.url, api_key=keys[1][names[number]])
-                    start.wait()
-                    results[number] = engine.run(requests_by_client[number]).mask
-                except Exception as error:  # noqa: BLE001 - reported below
-                    failures.append(f"client {number}: {error}")
+        def client(number):
+            try:
+                engine = RemoteEngine(server.url, api_key=keys[1][names[number]])
+                start.wait()
+                results[number] = engine.run(requests_by_client[number]).mask
+            except Exception as error:  # noqa: BLE001 - reported below
+                failures.append(f"client {number}: {error}")
 
-            threads = [threading.Thread(target=client, args=(number,)) for number in range(4)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(600)
-            assert not failures, failures
-            assert all(np.array_equal(result, wanted) for result, wanted in zip(results, expected))
+        threads = [threading.Thread(target=client, args=(number,)) for number in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(600)
+        assert not failures, failures
+        assert all(np.array_equal(result, wanted) for result, wanted in zip(results, expected))
         log = server.log()
     assert '"PUT /v1/jobs/' in log and " 503" in log, "no client met a full queue"
     assert keys[1]["alice"] not in log and keys[1]["bob"] not in log
@@ -107,10 +106,7 @@ def test_four_clients_at_once_then_a_full_queue_that_clients_wait_out(tmp_path, 
 
 def test_one_users_failure_and_jobs_are_theirs_alone(server, keys, phantom):
     alice, bob = RemoteEngine(server.url, api_key=keys[1]["alice"]), keys[1]["bob"]
-    bad = kidney_request(phantom, prompts=None)
-    bad.prompts = kidney_request(phantom).prompts
-    bad.key_slice = bad.volume.array.shape[0] + 1
-    bad.slice_range = None
+    bad = kidney_request(phantom, key_slice=phantom[0].array.shape[0] + 1, slice_range=None)
     results = {}
     thread = threading.Thread(target=lambda: results.update(good=alice.run(kidney_request(phantom)).mask))
     thread.start()
