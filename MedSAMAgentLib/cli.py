@@ -15,7 +15,7 @@ from pathlib import Path
 from .agent.policies import POLICIES
 from .errors import MedSAMAgentError, PromptError
 from .orientation import VIEWS
-from .segmenters import DEFAULT_SEGMENTER, SEGMENTERS
+from .segmenters import DEFAULT_RUNTIME, DEFAULT_SEGMENTER, RUNTIME_CHOICES, SEGMENTERS
 from .segmenters.devices import DEVICE_CHOICES
 
 EXIT_USER_ERROR = 2
@@ -86,6 +86,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="segmenter weights: a local file, or for medsam2 a Hugging Face reference "
                                              "such as wanglab/MedSAM2 or wanglab/MedSAM2/MedSAM2_CTLesion.pt")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default=DEFAULT_RUNTIME,
+                        help="engine for the image encoder on the CPU: auto = OpenVINO in bf16 where the CPU computes "
+                             "bf16 natively, else f32; torch = plain PyTorch f32, the reference")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +154,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise OutputError(f"{args.output_dir} already holds an evaluation; pass --overwrite to replace it")
     read_manifest(args.manifest)  # fail on a bad manifest before loading models
     policy = create_policy(args.policy, model=args.agent_model, device=args.device, url=args.endpoint, api_key_env=args.api_key_env)
-    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device)
+    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device, args.runtime)
     with ProgressBar() as bar:
         results = evaluate(args.manifest, args.output_dir, policy, segmenter, args.tolerance, args.find_slice, progress=bar.update)
     for row in summarise(results):
@@ -173,7 +176,7 @@ def _segment_from_prompts(args, volume, frames):
         keep_largest_component=not args.all_components,
     )
     _info(f"{args.axis} key slice {key_slice}")
-    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device)
+    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device, args.runtime)
     with ProgressBar() as bar:
         return segment(volume, segmenter, request, frames, progress=bar.update)
 
@@ -200,7 +203,7 @@ def _segment_with_agent(args, volume, frames):
     policy = create_policy(
         args.policy, model=args.agent_model, device=args.device, url=args.endpoint, api_key_env=args.api_key_env
     )
-    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device)
+    segmenter = create_segmenter(args.segmenter, args.checkpoint, args.device, args.runtime)
     _info(f"agent: {policy.describe()}; segmenter: {segmenter.name}; target: {args.target!r}")
     with ProgressBar() as bar:
         outcome = segment_with_agent(volume, frames, segmenter, policy, request, truth=truth, progress=bar.update)

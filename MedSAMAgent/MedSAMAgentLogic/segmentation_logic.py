@@ -50,6 +50,7 @@ class SegmentationJob:
     segmenter: str = "litemedsam"
     checkpoint: str | None = None
     device: str = "auto"
+    runtime: str = "auto"
     policy: str = "qwen"
     agent_model: str | None = None
     endpoint_url: str | None = None
@@ -225,7 +226,7 @@ class SegmentationLogic:
         return segment(prepared.volume, segmenter, request, prepared.frames, progress=progress, cancel=cancel)
 
     def _segmenter(self, job: SegmentationJob) -> Segmenter:
-        key = (job.segmenter, job.checkpoint or None, job.device)
+        key = (job.segmenter, job.checkpoint or None, job.device, job.runtime)
         if key not in self._segmenters:
             self._segmenters.clear()  # one model in memory at a time
             self._segmenters[key] = create_segmenter(*key)
