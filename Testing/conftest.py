@@ -34,6 +34,14 @@ def litemedsam():
 
 
 @pytest.fixture(scope="session")
+def litemedsam_torch():
+    """The reference: plain PyTorch in f32."""
+    from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
+
+    return LiteMedSAM(device="cpu", runtime="torch")
+
+
+@pytest.fixture(scope="session")
 def random_medsam2_checkpoint(tmp_path_factory) -> Path:
     """The real MedSAM2 architecture with random weights, saved in the released format."""
     import torch
