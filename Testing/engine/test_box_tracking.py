@@ -31,22 +31,35 @@ def propagate_lesion(segmenter, case: str) -> tuple[np.ndarray, np.ndarray]:
     return segment_volume(segmenter, frames, request), truth
 
 
+@pytest.fixture(scope="module")
+def propagated(litemedsam):
+    """Each lesion propagated once for all the tests of this module."""
+    results = {}
+
+    def result(case: str) -> tuple[np.ndarray, np.ndarray]:
+        if case not in results:
+            results[case] = propagate_lesion(litemedsam, case)
+        return results[case]
+
+    return result
+
+
 @pytest.mark.parametrize(
     "case, floor, end_tolerance",
     [("lung1", 0.80, 0), ("lung2", 0.83, 1), ("brain1", 0.76, 1), ("brain2", 0.40, 2)],
 )
-def test_follows_real_lesions_to_their_ends(litemedsam, case, floor, end_tolerance):
+def test_follows_real_lesions_to_their_ends(litemedsam, propagated, case, floor, end_tolerance):
     assert litemedsam.rules == DEFAULT_RULES
-    stack, truth = propagate_lesion(litemedsam, case)
+    stack, truth = propagated(case)
     assert dice(stack, truth) >= floor
     (start, end), (first, last) = extent(stack), extent(truth)
     assert abs(start - first) <= end_tolerance and abs(end - last) <= end_tolerance
 
 
-def test_a_tumour_whose_grey_level_drifts_is_followed(litemedsam):
+def test_a_tumour_whose_grey_level_drifts_is_followed(propagated):
     """MR brain1: on slice 14 the tumour is darker than on the seed slice by more than the
     seed's grey-level spread; the previous gate stopped there, 4 slices before the end."""
-    stack, truth = propagate_lesion(litemedsam, "brain1")
+    stack, truth = propagated("brain1")
     assert stack[14].any() and dice(stack[14], truth[14]) > 0.5
     assert extent(stack)[0] <= 12 and extent(stack)[1] == extent(truth)[1]
 
