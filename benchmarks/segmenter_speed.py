@@ -116,8 +116,8 @@ def cpu_runtimes(name: str, create, volume, frames, key, box, folder: Path) -> N
     rows = {}
     for runtime in ("torch", "auto"):
         os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(folder / f"{name}-{runtime}-cache")  # empty: the first load converts
-        _, cold = timed_load(lambda: create(runtime))
-        segmenter, warm = timed_load(lambda: create(runtime))
+        _, cold = timed_load(lambda runtime=runtime: create(runtime))
+        segmenter, warm = timed_load(lambda runtime=runtime: create(runtime))
         label = f"{segmenter.runtime.name} {segmenter.runtime.precision}"
         propagate(segmenter, volume, frames, key, box, slices=(key, min(key + 2, len(frames) - 1)))  # warm-up
         per_slice, megabytes, count = propagate(segmenter, volume, frames, key, box)
@@ -153,10 +153,12 @@ def main() -> None:
         longer_key = int(np.flatnonzero(longer_truth.any(axis=(1, 2))).mean())
         os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(Path(folder) / "litemedsam-auto-cache")
         litemedsam = LiteMedSAM(device="cpu")
-        _, short_peak, _ = propagate(litemedsam, volume, frames, key, box)
-        _, long_peak, count = propagate(litemedsam, longer, longer_frames, longer_key, Box.around(longer_truth[longer_key], 6))
-        print(f"CPU litemedsam peak memory: +{short_peak:.0f} MB over {args.slices} slices, +{long_peak:.0f} MB over {count} "
-              f"slices, ratio {long_peak / max(short_peak, 1):.2f}")
+        with PeakMemory() as short:
+            propagate(litemedsam, volume, frames, key, box)
+        with PeakMemory() as long:
+            propagate(litemedsam, longer, longer_frames, longer_key, Box.around(longer_truth[longer_key], 6))
+        print(f"CPU litemedsam peak resident memory: {short.peak / 2**20:.0f} MB over {args.slices} slices, "
+              f"{long.peak / 2**20:.0f} MB over {2 * args.slices} slices, ratio {long.peak / short.peak:.2f}")
         os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(Path(folder) / "medsam2-auto-cache")
         medsam2 = MedSAM2(checkpoint, device="cpu")
         lazy, eager = lazy_against_eager(medsam2, frames, key, truth[key])

@@ -3,14 +3,13 @@
 A box always gets a mask from a box-prompted model, even past the end of the object, so
 each slice's mask must be judged: `BoxTrackingRules` says how the next box is formed from
 the neighbour's mask and which tests a new mask must pass to count as the object (a
-rejected slice counts as empty; `propagation` stops after enough empty slices). The rule
-sets below were compared by 3D Dice on real lesions and organs
+rejected slice counts as empty; `propagation` stops after enough empty slices). Rule
+sets were compared by 3D Dice on real lesions and organs
 (`benchmarks/propagation_quality.py`); `DEFAULT_RULES` is the best of them.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,8 +37,6 @@ class BoxTrackingRules:
     """Lowest accepted IoU estimate of the model for its own mask."""
     min_overlap: float = 0.0
     """Lowest accepted fraction of the new mask lying inside the neighbour's mask."""
-    max_area_ratio: float = math.inf
-    """Largest accepted area of the new mask over the neighbour's (either way round)."""
     extra_margins: tuple[float, ...] = ()
     """Boxes with these margin fractions, tried in turn when a slice's mask is rejected."""
     centre_click: bool = False
@@ -81,10 +78,7 @@ class BoxTracker:
             return False
         if rules.intensity != "off" and not self._grey_level_accepts(image, mask):
             return False
-        if rules.min_overlap > 0 and (mask & self.guide).sum() < rules.min_overlap * area:
-            return False
-        guide_area = int(self.guide.sum())
-        return max(area, guide_area) <= rules.max_area_ratio * min(area, guide_area)
+        return rules.min_overlap == 0 or (mask & self.guide).sum() >= rules.min_overlap * area
 
     def follow(self, image: np.ndarray, mask: np.ndarray) -> None:
         """`mask` on `image` is the object: the next slice is judged against it."""

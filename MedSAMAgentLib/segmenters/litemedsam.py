@@ -178,12 +178,12 @@ def _zoom_region(box: Box, height: int, width: int) -> tuple[int, int, int, int]
     """A square around a small box, `ZOOM_CONTEXT` times its longer side (at least
     `ZOOM_MIN_SIDE`), moved inside the slice; None when that is not smaller than the slice
     (the object is not small: the whole slice is the model's view)."""
-    side = int(math.ceil(max(box.x1 - box.x0, box.y1 - box.y0, 1.0) * ZOOM_CONTEXT))
+    side = math.ceil(max(box.x1 - box.x0, box.y1 - box.y0, 1.0) * ZOOM_CONTEXT)
     side = max(side, ZOOM_MIN_SIDE)
     if side >= min(height, width):
         return None
-    x0 = int(round((box.x0 + box.x1) / 2 - side / 2))
-    y0 = int(round((box.y0 + box.y1) / 2 - side / 2))
+    x0 = round((box.x0 + box.x1) / 2 - side / 2)
+    y0 = round((box.y0 + box.y1) / 2 - side / 2)
     x0 = min(max(x0, 0), width - side)
     y0 = min(max(y0, 0), height - side)
     return x0, y0, x0 + side, y0 + side

@@ -74,16 +74,15 @@ def square(top: int, size: int, shape=(40, 40)) -> np.ndarray:
     return mask
 
 
-def test_tracker_gates_by_grey_level_score_overlap_and_area():
+def test_tracker_gates_by_grey_level_score_and_overlap():
     seed = grey_image(100)
     seed[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50  # spread of 28.9 around 99.5
-    rules = BoxTrackingRules("test", intensity_tolerance=1.5, min_score=0.6, min_overlap=0.5, max_area_ratio=3.0)
+    rules = BoxTrackingRules("test", intensity_tolerance=1.5, min_score=0.6, min_overlap=0.5)
     tracker = BoxTracker(rules, seed, square(10, 10))
     assert tracker.accepts(grey_image(140), square(11, 9), score=0.9)  # 40.5 grey levels off: within 1.5 spreads
     assert not tracker.accepts(grey_image(150), square(11, 9), score=0.9)  # 50.5 off: outside
     assert not tracker.accepts(grey_image(100), square(11, 9), score=0.5)  # the model doubts its mask
     assert not tracker.accepts(grey_image(100), square(18, 10), score=0.9)  # 4 of 100 pixels overlap the neighbour
-    assert not tracker.accepts(grey_image(100), square(12, 5), score=0.9)  # a quarter of the neighbour's area
     assert not tracker.accepts(grey_image(100), np.zeros((40, 40), bool), score=0.9)
     (prompts,) = tracker.next_prompts()
     assert prompts.box.as_list() == [7.0, 7.0, 22.0, 22.0]  # the neighbour's box grown by max(3 px, 10% of 9)

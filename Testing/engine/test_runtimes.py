@@ -80,7 +80,7 @@ def test_medsam2_encoder_runs_in_the_runtime_with_pytorch_features(medsam2, rand
 
     reference = MedSAM2(random_medsam2_checkpoint, device="cpu", runtime="torch")
     assert medsam2.runtime.name == "openvino" and reference.runtime == TORCH_F32
-    frames, truth, indices = anatomy_slices("lung2", 3)
+    frames, _, indices = anatomy_slices("lung2", 3)
     image = frames[int(indices[1])]
     fast, slow = medsam2._image_features(image), reference._image_features(image)
     for got, expected in zip([fast["image_embed"], *fast["high_res_feats"]], [slow["image_embed"], *slow["high_res_feats"]]):
