@@ -129,6 +129,23 @@ def cpu_runtimes(name: str, create, volume, frames, key, box, folder: Path) -> N
     print(f"CPU {name:10s} ratio torch f32 / auto: {rows['torch'] / rows['auto']:.2f}x faster", flush=True)
 
 
+@torch.inference_mode()
+def encoders_interleaved(name: str, encoders: dict, size: int, repeats: int = 5) -> None:
+    """The image encoder alone, runtimes called in turn and the best of `repeats` kept: on
+    a machine shared with other work this compares the runtimes under the same load."""
+    image = torch.rand(1, 3, size, size)
+    best = {label: float("inf") for label in encoders}
+    for _ in range(repeats):
+        for label, encode in encoders.items():
+            started = time.perf_counter()
+            encode(image)
+            best[label] = min(best[label], time.perf_counter() - started)
+    timings = ", ".join(f"{label} {seconds:.3f} s" for label, seconds in best.items())
+    torch_label, fast_label = encoders
+    print(f"CPU {name:10s} image encoder alone at {size} px, best of {repeats} interleaved: {timings}; "
+          f"ratio {best[torch_label] / best[fast_label]:.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=24)
@@ -144,6 +161,12 @@ def main() -> None:
     box = Box.around(truth[key], 6)
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = random_medsam2_checkpoint(Path(folder))
+        os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(Path(folder) / "interleaved-cache")
+        pair = {runtime: LiteMedSAM(device="cpu", runtime=runtime) for runtime in ("torch", "auto")}
+        encoders_interleaved("litemedsam", {f"{s.runtime.name} {s.runtime.precision}": s._encode for s in pair.values()}, 256)
+        pair = {runtime: MedSAM2(checkpoint, device="cpu", runtime=runtime) for runtime in ("torch", "auto")}
+        encoders_interleaved("medsam2", {f"{s.runtime.name} {s.runtime.precision}": s.model.image_encoder for s in pair.values()}, 512)
+        del pair
         cpu_runtimes("litemedsam", lambda runtime: LiteMedSAM(device="cpu", runtime=runtime), volume, frames, key, box, Path(folder))
         cpu_runtimes("medsam2", lambda runtime: MedSAM2(checkpoint, device="cpu", runtime=runtime), volume, frames, key, box, Path(folder))
 
