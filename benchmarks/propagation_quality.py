@@ -42,11 +42,11 @@ RULE_SETS = [
     PREVIOUS.but("seed or neighbour gate", intensity="seed or neighbour"),
     PREVIOUS.but("seed gate x1.5", intensity_tolerance=1.5),
     PREVIOUS.but("IoU estimate >= 0.7, no gate", intensity="off", min_score=0.7),
-    PREVIOUS.but("seed gate x1.5 + IoU >= 0.6", intensity_tolerance=1.5, min_score=0.6),
+    DEFAULT_RULES,
     PREVIOUS.but("seed gate + overlap >= 0.5", min_overlap=0.5),
     PREVIOUS.but("seed gate, margin 20%", margin_fraction=0.2),
     PREVIOUS.but("seed gate + centre click", centre_click=True),
-    PREVIOUS.but("seed gate + best of margins 10/30%", extra_margins=(0.3,)),
+    PREVIOUS.but("seed gate + retry with margin 30%", extra_margins=(0.3,)),
     PREVIOUS.but("seed gate + zoom", zoom=True),
 ]
 
@@ -108,12 +108,12 @@ def main() -> None:
             score = dice(result, truth)
             scores[rules.name].append(score)
             start, end = extent(result)
-            print(f"  {rules.name:38s} Dice {score:.3f} ({score - reference:+.3f})  slices {start}-{end} "
+            print(f"  {rules.name:58s} Dice {score:.3f} ({score - reference:+.3f})  slices {start}-{end} "
                   f"(ends {start - first:+d}/{end - last:+d})", flush=True)
         print(f"  ({time.perf_counter() - started:.0f} s)")
     print(f"\nmean over {len(args.cases)} cases; true box per slice {np.mean(references):.3f}")
     for name, values in scores.items():
-        print(f"  {name:38s} Dice {np.mean(values):.3f}  loss against the reference {np.mean(references) - np.mean(values):.3f}")
+        print(f"  {name:58s} Dice {np.mean(values):.3f}  loss against the reference {np.mean(references) - np.mean(values):.3f}")
 
 
 if __name__ == "__main__":
