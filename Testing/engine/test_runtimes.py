@@ -102,7 +102,7 @@ def test_without_openvino_the_command_line_falls_back_to_pytorch(tmp_path, litem
     output = tmp_path / "tumour.seg.nrrd"
     arguments = ["segment", str(path), "-o", str(output), "--device", "cpu", "--slice", str(key),
                  "--box", *(str(value) for value in box.as_list()), "--range", str(key), str(key)]
-    completed = subprocess.run([sys.executable, "-c", BLOCK_OPENVINO, *arguments], capture_output=True, text=True, timeout=300,
+    completed = subprocess.run([sys.executable, "-c", BLOCK_OPENVINO, *arguments], capture_output=True, encoding="utf-8", timeout=300,
                                cwd=REPOSITORY, env=dict(os.environ, PYTHONPATH=str(REPOSITORY)))
     assert completed.returncode == 0, completed.stderr
     assert "warning: the OpenVINO runtime is not installed (No module named 'openvino')" in completed.stderr
