@@ -10,11 +10,35 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach a model hub
 
 
+@pytest.fixture(scope="session", autouse=True)
+def converted_model_cache(tmp_path_factory) -> Path:
+    """Models converted for the fast runtime go to a folder of this session (subprocesses
+    inherit it), never to the user's cache."""
+    from MedSAMAgentLib.segmenters.runtimes.cache import CACHE_ENVIRONMENT_VARIABLE
+
+    folder = tmp_path_factory.mktemp("converted_models")
+    previous = os.environ.get(CACHE_ENVIRONMENT_VARIABLE)
+    os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(CACHE_ENVIRONMENT_VARIABLE, None)
+    else:
+        os.environ[CACHE_ENVIRONMENT_VARIABLE] = previous
+
+
 @pytest.fixture(scope="session")
 def litemedsam():
     from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
 
     return LiteMedSAM(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def litemedsam_torch():
+    """The reference: plain PyTorch in f32."""
+    from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
+
+    return LiteMedSAM(device="cpu", runtime="torch")
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,25 @@
-"""Per-slice latency and peak memory of both segmenters, on a 512x512 volume.
+"""Per-slice latency and peak memory of both segmenters, on a 512x512 volume, per runtime.
 
-CPU (always):
+CPU (always), printed with the processor's name:
 - LiteMedSAM (real weights) and MedSAM2 (real architecture, random weights: speed does not
-  depend on the weights) propagate through every slice of a 512x512 phantom of N slices;
-  printed: seconds per slice, peak resident memory above the process baseline, and the
-  ratios MedSAM2/LiteMedSAM;
-- MedSAM2 with frames prepared lazily (as shipped) against all frames prepared up front
-  (the baseline), same slices, same process: memory ratio lazy/eager.
+  depend on the weights) propagate through every slice of a 512x512 phantom of N slices,
+  once per runtime (`torch`, the PyTorch f32 reference, and `auto`, OpenVINO in bf16 where
+  the CPU computes it natively); printed: seconds per slice, peak resident memory above
+  the process baseline, the ratio against torch f32 measured in the same run, and the
+  first-run conversion time (load with an empty cache minus load with a warm one);
+- peak memory over N and 2N slices (it must not grow with the number of slices);
+- MedSAM2 with frames prepared lazily (as shipped) against all frames prepared up front.
 
 GPU (when CUDA is available): MedSAM2 slices per second in fp32 (baseline) and bf16
 autocast, and the ratio bf16/fp32.
 
-    python benchmarks/segmenter_speed.py [--slices 100] [--gpu-slices 300]
+    python benchmarks/segmenter_speed.py [--slices 24] [--gpu-slices 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -37,6 +40,8 @@ from MedSAMAgentLib.propagation import (
 from MedSAMAgentLib.segmenters.base import slice_frames  # noqa: E402
 from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM  # noqa: E402
 from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _inference_state, _VideoFrames, build_model  # noqa: E402
+from MedSAMAgentLib.segmenters.runtimes.cache import CACHE_ENVIRONMENT_VARIABLE  # noqa: E402
+from MedSAMAgentLib.segmenters.runtimes.hardware import cpu_name, cpu_supports_bf16, usable_cores  # noqa: E402
 
 
 class PeakMemory:
@@ -76,13 +81,16 @@ def random_medsam2_checkpoint(folder: Path) -> Path:
     return path
 
 
-def propagate(segmenter, volume, frames, key, box) -> tuple[float, float, int]:
-    request = VolumeRequest(key, SlicePrompts(box=box), slice_range=(0, len(frames) - 1), keep_largest_component=False)
+def propagate(segmenter, volume, frames, key, box, slices: tuple[int, int] | None = None) -> tuple[float, float, int]:
+    """Seconds per slice and peak memory of tracking through `slices` (default: all)."""
+    first, last = slices or (0, len(frames) - 1)
+    request = VolumeRequest(key, SlicePrompts(box=box), slice_range=(first, last), keep_largest_component=False)
     with PeakMemory() as memory:
         started = time.perf_counter()
         segment(volume, segmenter, request, frames)
         seconds = time.perf_counter() - started
-    return seconds / len(frames), memory.megabytes, len(frames)
+    count = last - first + 1
+    return seconds / count, memory.megabytes, count
 
 
 def lazy_against_eager(segmenter: MedSAM2, frames, key, seed) -> tuple[float, float]:
@@ -100,12 +108,54 @@ def lazy_against_eager(segmenter: MedSAM2, frames, key, seed) -> tuple[float, fl
     return lazy.megabytes, eager.megabytes
 
 
+def timed_load(create) -> tuple[object, float]:
+    started = time.perf_counter()
+    segmenter = create()
+    return segmenter, time.perf_counter() - started
+
+
+def cpu_runtimes(name: str, create, volume, frames, key, box, folder: Path) -> None:
+    """Both runtimes of one segmenter: cold and warm loads, then propagation speed and memory."""
+    rows = {}
+    for runtime in ("torch", "auto"):
+        os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(folder / f"{name}-{runtime}-cache")  # empty: the first load converts
+        _, cold = timed_load(lambda runtime=runtime: create(runtime))
+        segmenter, warm = timed_load(lambda runtime=runtime: create(runtime))
+        label = f"{segmenter.runtime.name} {segmenter.runtime.precision}"
+        propagate(segmenter, volume, frames, key, box, slices=(key, min(key + 2, len(frames) - 1)))  # warm-up
+        per_slice, megabytes, count = propagate(segmenter, volume, frames, key, box)
+        rows[runtime] = per_slice
+        conversion = f", first-run conversion {max(cold - warm, 0.0):.1f} s" if segmenter.runtime.name != "torch" else ""
+        print(f"CPU {name:10s} {label:13s} {count} slices of 512x512: {per_slice:.3f} s/slice, peak +{megabytes:.0f} MB, "
+              f"load {warm:.1f} s{conversion}", flush=True)
+        del segmenter
+    print(f"CPU {name:10s} ratio torch f32 / auto: {rows['torch'] / rows['auto']:.2f}x faster", flush=True)
+
+
+@torch.inference_mode()
+def encoders_interleaved(name: str, encoders: dict, size: int, repeats: int = 5) -> None:
+    """The image encoder alone, runtimes called in turn and the best of `repeats` kept: on
+    a machine shared with other work this compares the runtimes under the same load."""
+    image = torch.rand(1, 3, size, size)
+    best = {label: float("inf") for label in encoders}
+    for _ in range(repeats):
+        for label, encode in encoders.items():
+            started = time.perf_counter()
+            encode(image)
+            best[label] = min(best[label], time.perf_counter() - started)
+    timings = ", ".join(f"{label} {seconds:.3f} s" for label, seconds in best.items())
+    torch_label, fast_label = encoders
+    print(f"CPU {name:10s} image encoder alone at {size} px, best of {repeats} interleaved: {timings}; "
+          f"ratio {best[torch_label] / best[fast_label]:.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slices", type=int, default=100)
+    parser.add_argument("--slices", type=int, default=24)
     parser.add_argument("--gpu-slices", type=int, default=300)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, CUDA: {torch.cuda.is_available()}")
+    print(f"{cpu_name()}, {usable_cores()} cores, native bf16: {cpu_supports_bf16()}; torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), CUDA: {torch.cuda.is_available()}")
 
     volume, organs = abdominal_phantom(size=(512, 512, args.slices), spacing=(0.4, 0.32, 200.0 / args.slices))
     frames = slice_frames(volume, "axial")
@@ -114,14 +164,29 @@ def main() -> None:
     box = Box.around(truth[key], 6)
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = random_medsam2_checkpoint(Path(folder))
-        rows = {}
-        rows["litemedsam"] = propagate(LiteMedSAM(device="cpu"), volume, frames, key, box)
+        os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(Path(folder) / "interleaved-cache")
+        pair = {runtime: LiteMedSAM(device="cpu", runtime=runtime) for runtime in ("torch", "auto")}
+        encoders_interleaved("litemedsam", {f"{s.runtime.name} {s.runtime.precision}": s._encode for s in pair.values()}, 256)
+        pair = {runtime: MedSAM2(checkpoint, device="cpu", runtime=runtime) for runtime in ("torch", "auto")}
+        encoders_interleaved("medsam2", {f"{s.runtime.name} {s.runtime.precision}": s.model.image_encoder for s in pair.values()}, 512)
+        del pair
+        cpu_runtimes("litemedsam", lambda runtime: LiteMedSAM(device="cpu", runtime=runtime), volume, frames, key, box, Path(folder))
+        cpu_runtimes("medsam2", lambda runtime: MedSAM2(checkpoint, device="cpu", runtime=runtime), volume, frames, key, box, Path(folder))
+
+        longer, longer_organs = abdominal_phantom(size=(512, 512, 2 * args.slices), spacing=(0.4, 0.32, 100.0 / args.slices))
+        longer_frames = slice_frames(longer, "axial")
+        longer_truth = longer_frames.plane.to_display(longer_organs["right kidney"])
+        longer_key = int(np.flatnonzero(longer_truth.any(axis=(1, 2))).mean())
+        os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(Path(folder) / "litemedsam-auto-cache")
+        litemedsam = LiteMedSAM(device="cpu")
+        with PeakMemory() as short:
+            propagate(litemedsam, volume, frames, key, box)
+        with PeakMemory() as long:
+            propagate(litemedsam, longer, longer_frames, longer_key, Box.around(longer_truth[longer_key], 6))
+        print(f"CPU litemedsam peak resident memory: {short.peak / 2**20:.0f} MB over {args.slices} slices, "
+              f"{long.peak / 2**20:.0f} MB over {2 * args.slices} slices, ratio {long.peak / short.peak:.2f}")
+        os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(Path(folder) / "medsam2-auto-cache")
         medsam2 = MedSAM2(checkpoint, device="cpu")
-        rows["medsam2"] = propagate(medsam2, volume, frames, key, box)
-        for name, (per_slice, megabytes, count) in rows.items():
-            print(f"CPU {name:10s} {count} slices of 512x512: {per_slice:.3f} s/slice, peak +{megabytes:.0f} MB")
-        print(f"CPU ratio medsam2/litemedsam: time {rows['medsam2'][0] / rows['litemedsam'][0]:.2f}, "
-              f"memory {rows['medsam2'][1] / max(rows['litemedsam'][1], 1):.2f}")
         lazy, eager = lazy_against_eager(medsam2, frames, key, truth[key])
         print(f"CPU medsam2 frames: lazy peak +{lazy:.0f} MB, all up front +{eager:.0f} MB, ratio lazy/eager {lazy / eager:.2f}")
 

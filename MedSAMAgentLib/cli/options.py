@@ -9,7 +9,7 @@ import sys
 from ..agent.policies import POLICIES
 from ..engine.interface import Engine
 from ..errors import MedSAMAgentError, PromptError
-from ..segmenters import DEFAULT_SEGMENTER, DEVICE_CHOICES, SEGMENTERS, check_device_name
+from ..segmenters import DEFAULT_RUNTIME, DEFAULT_SEGMENTER, DEVICE_CHOICES, RUNTIME_CHOICES, SEGMENTERS, check_device_name
 
 SERVER_KEY_ENV = "MEDSAM_AGENT_SERVER_KEY"
 DEFAULT_POLICY = "qwen"
@@ -29,6 +29,9 @@ def _device(text: str) -> str:
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", type=_device, default="auto", metavar="|".join(DEVICE_CHOICES),
                         help="where the models run (default: auto, a CUDA GPU when there is one)")
+    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default=DEFAULT_RUNTIME,
+                        help="what runs the image encoders on the CPU: auto = OpenVINO in bf16 where the CPU computes "
+                             "bf16 natively, else f32; torch = plain PyTorch f32, the reference")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +67,7 @@ def local_engine(args, with_agent: bool) -> Engine:
         checkpoints={segmenter: args.checkpoint} if args.checkpoint else {},
         device=args.device,
         policy=policy_spec(args) if with_agent else None,
+        runtime=args.runtime,
     )
 
 
@@ -73,8 +77,7 @@ def engine_from_args(args, with_agent: bool) -> Engine:
         return local_engine(args, with_agent)
     set_here = [option for option, value in (("--checkpoint", args.checkpoint), ("--policy", args.policy),
                                              ("--agent-model", args.agent_model), ("--endpoint", args.endpoint)) if value]
-    if args.device != "auto":
-        set_here.append("--device")
+    set_here += [option for option, value in (("--device", args.device), ("--runtime", args.runtime)) if value != "auto"]
     if set_here:
         raise PromptError(f"{', '.join(set_here)} choose models on this computer; with --server the server's models are used")
     from ..remote import RemoteEngine

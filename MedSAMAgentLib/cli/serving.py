@@ -54,6 +54,7 @@ def run_serve(args: argparse.Namespace) -> int:
         part_bytes=args.part_mb * MB,
         queue_size=args.queue_size,
         device=args.device,
+        runtime=args.runtime,
         segmenter=args.segmenter,
         checkpoint=args.checkpoint,
         policy=None if args.no_agent else policy_spec(args),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import AgentError, MedSAMAgentError
 from ..progress import CancelCheck, ProgressCallback
-from ..segmenters import DEFAULT_SEGMENTER, SEGMENTERS
+from ..segmenters import DEFAULT_RUNTIME, DEFAULT_SEGMENTER, SEGMENTERS
 from .interface import Engine, SegmentationOutcome, SegmentationRequest
 
 MAX_LOADED_SEGMENTERS = 2
@@ -36,14 +36,17 @@ class LocalEngine(Engine):
         checkpoints: dict[str, str] | None = None,
         device: str = "auto",
         policy: PolicySpec | None = None,
+        runtime: str = DEFAULT_RUNTIME,
     ):
         """`checkpoints`: weights per segmenter name (others use their default weights);
-        `policy`: None for an engine that runs no agent."""
+        `policy`: None for an engine that runs no agent; `runtime`: what runs the image
+        encoders on the CPU (see `segmenters.runtimes`)."""
         if default_segmenter not in SEGMENTERS:
             raise MedSAMAgentError(f"unknown segmenter {default_segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.default_segmenter = default_segmenter
         self.checkpoints = dict(checkpoints or {})
         self.device = device
+        self.runtime = runtime
         self.policy_spec = policy
         self._segmenters: dict[str, object] = {}
         self._policy = None
@@ -62,7 +65,7 @@ class LocalEngine(Engine):
                 raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
             while len(self._segmenters) >= MAX_LOADED_SEGMENTERS:
                 self._segmenters.pop(next(iter(self._segmenters)))
-            self._segmenters[name] = create_segmenter(name, self.checkpoints.get(name), self.device)
+            self._segmenters[name] = create_segmenter(name, self.checkpoints.get(name), self.device, self.runtime)
         return self._segmenters[name]
 
     def policy(self):

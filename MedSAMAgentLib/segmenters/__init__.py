@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from ..errors import MedSAMAgentError
 from .base import Prediction, Seed, Segmenter, SliceFrames
+from .runtimes import DEFAULT_RUNTIME, RUNTIME_CHOICES
 
 SEGMENTERS = ("litemedsam", "medsam2")
 DEFAULT_SEGMENTER = "litemedsam"
@@ -22,17 +23,22 @@ def check_device_name(name: str) -> str:
     return name
 
 
-def create_segmenter(name: str = DEFAULT_SEGMENTER, checkpoint: str | None = None, device: str = "auto") -> Segmenter:
+def create_segmenter(
+    name: str = DEFAULT_SEGMENTER,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    runtime: str = DEFAULT_RUNTIME,
+) -> Segmenter:
     if name not in SEGMENTERS:
         raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
     with models_installed(name):
         if name == "litemedsam":
             from .litemedsam import LiteMedSAM
 
-            return LiteMedSAM(checkpoint=checkpoint, device=device)
+            return LiteMedSAM(checkpoint=checkpoint, device=device, runtime=runtime)
         from .medsam2 import MedSAM2
 
-        return MedSAM2(checkpoint=checkpoint, device=device)
+        return MedSAM2(checkpoint=checkpoint, device=device, runtime=runtime)
 
 
 @contextmanager
@@ -52,5 +58,5 @@ def models_installed(what: str):
 
 __all__ = [
     "Prediction", "Seed", "Segmenter", "SliceFrames", "SEGMENTERS", "DEFAULT_SEGMENTER", "DEVICE_CHOICES",
-    "check_device_name", "create_segmenter", "models_installed",
+    "RUNTIME_CHOICES", "DEFAULT_RUNTIME", "check_device_name", "create_segmenter", "models_installed",
 ]

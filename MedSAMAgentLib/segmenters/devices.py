@@ -27,8 +27,11 @@ def resolve_device(choice: str = "auto") -> torch.device:
     return torch.device(choice)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (what MedSAM2 and the agent were run with); full precision on CPU."""
+def autocast(device: torch.device, cpu_bf16: bool = False):
+    """bf16 autocast on CUDA (what MedSAM2 and the agent were run with); on the CPU only with
+    `cpu_bf16` (a runtime that chose bf16 because the CPU computes it natively), else f32."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cpu_bf16:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

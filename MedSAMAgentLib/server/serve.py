@@ -30,6 +30,7 @@ class ServeOptions:
     part_bytes: int
     queue_size: int
     device: str
+    runtime: str
     segmenter: str
     checkpoint: str | None
     policy: PolicySpec | None
@@ -56,7 +57,8 @@ def serve(options: ServeOptions, log=print) -> None:
         raise MedSAMAgentError("the simulated clinician needs ground truth and runs on the command line only; serve qwen or endpoint")
     store = VolumeStore(options.store, options.store_max_bytes, options.max_volume_bytes)
     engine = LocalEngine(
-        options.segmenter, {options.segmenter: options.checkpoint} if options.checkpoint else {}, options.device, options.policy
+        options.segmenter, {options.segmenter: options.checkpoint} if options.checkpoint else {}, options.device, options.policy,
+        options.runtime,
     )
     log(f"loading {options.segmenter} on {options.device}" + (f" and the agent ({options.policy.name})" if options.policy else ""))
     engine.segmenter()

@@ -20,7 +20,7 @@ def test_demo_writes_volume_segmentation_and_montage(tmp_path, capsys):
     assert cli.main(["demo", "-o", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     score = float(re.search(r"Dice against the phantom's truth (\d\.\d+)", out).group(1))
-    assert score >= 0.92
+    assert score >= 0.95  # 0.955 measured (OpenVINO bf16, default tracking rules)
     volume = sitk.ReadImage(str(tmp_path / "sample_abdomen_ct.nrrd"))
     segmentation = sitk.ReadImage(str(tmp_path / "right_kidney.seg.nrrd"))
     assert segmentation.GetSize() == volume.GetSize() and segmentation.GetSpacing() == volume.GetSpacing()

@@ -31,7 +31,9 @@ def slice_dice(segmenter, frames, truth, count):
     return float(np.mean(scores))
 
 
-@pytest.mark.parametrize("view, floor", [("axial", 0.80), ("coronal", 0.82), ("sagittal", 0.82)])
+# Measured with the default runtime (OpenVINO bf16) / PyTorch f32: axial 0.795 / 0.803,
+# coronal 0.880 / 0.877, sagittal 0.869 / 0.860 (bf16 stays within 0.01 of f32).
+@pytest.mark.parametrize("view, floor", [("axial", 0.78), ("coronal", 0.86), ("sagittal", 0.85)])
 def test_ct_head_brain_slices(litemedsam, view, floor):
     path, reference = ct_head()
     frames = slice_frames(read_volume(path), view, "brain")
@@ -43,7 +45,7 @@ def test_mri_brain_slices(litemedsam):
     (the box holds little else); the floor guards the measured level."""
     path, reference = mni_t1()
     frames = slice_frames(read_volume(path), "axial")
-    assert slice_dice(litemedsam, frames, frames.plane.to_display(reference), count=5) >= 0.45
+    assert slice_dice(litemedsam, frames, frames.plane.to_display(reference), count=5) >= 0.50  # 0.526 measured
 
 
 def test_ct_head_brain_in_3d(litemedsam):
@@ -56,7 +58,7 @@ def test_ct_head_brain_in_3d(litemedsam):
     request = VolumeRequest(key, SlicePrompts(box=box), slice_range=(key - 10, key + 10))
     result = segment(volume, litemedsam, request, frames)
     inside = slice(key - 10, key + 11)
-    assert dice(result.stack[inside], truth[inside]) >= 0.85
+    assert dice(result.stack[inside], truth[inside]) >= 0.94  # 0.961 measured
     assert not result.stack[: key - 10].any() and not result.stack[key + 11 :].any()
     np.testing.assert_array_equal(result.mask, frames.plane.from_display(result.stack))
 

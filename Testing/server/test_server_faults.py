@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 import threading
 
 import numpy as np
@@ -15,7 +14,7 @@ import requests
 
 from MedSAMAgentLib.errors import PromptError
 from MedSAMAgentLib.remote import RemoteEngine, wire
-from Testing.fixtures.server import ServerProcess, add_key, environment, kidney_request, medsam_agent_command, self_signed_certificate
+from Testing.fixtures.server import ServerProcess, add_key, kidney_request, run_medsam_agent, self_signed_certificate
 
 
 def headers(key: str, **extra) -> dict:
@@ -47,8 +46,7 @@ def test_restart_purge_and_eviction_are_recovered_without_an_error(tmp_path, key
 
         def purge_while_the_job_runs(step, done, total):
             if step.startswith("litemedsam: slice") and not purged:
-                purged.append(subprocess.run(medsam_agent_command("purge-store", str(store)), capture_output=True, text=True,
-                                             env=environment()))
+                purged.append(run_medsam_agent("purge-store", str(store)))
 
         assert np.array_equal(remote.run(request, progress=purge_while_the_job_runs).mask, expected)
         assert purged[0].returncode == 0 and "removed 1 files" in purged[0].stderr and not list((store / "volumes").glob("*.vol"))
@@ -69,7 +67,7 @@ def test_restart_purge_and_eviction_are_recovered_without_an_error(tmp_path, key
 
 def test_purge_refuses_a_folder_that_is_not_a_store(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
-    purge = subprocess.run(medsam_agent_command("purge-store", str(tmp_path)), capture_output=True, text=True, env=environment())
+    purge = run_medsam_agent("purge-store", str(tmp_path))
     assert purge.returncode == 2 and "is not a MedSAM-Agent store" in purge.stderr and (tmp_path / "precious.txt").exists()
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from MedSAMAgentLib import cli
-from Testing.fixtures.server import REPOSITORY, environment
+from Testing.fixtures.server import REPOSITORY, environment, run_medsam_agent
 
 CLIENT_PYTHON = REPOSITORY / ".venv-client" / "bin" / "python"
 MODEL_PACKAGES = ("torch", "transformers", "sam2", "monai", "scipy")
@@ -19,13 +19,11 @@ MODEL_PACKAGES = ("torch", "transformers", "sam2", "monai", "scipy")
 
 def client(*arguments: str, key: str | None = None) -> subprocess.CompletedProcess:
     assert CLIENT_PYTHON.exists(), "the client-only environment is missing: run bash scripts/setup.sh --test"
-    env = environment(MEDSAM_AGENT_SERVER_KEY=key or "")
-    return subprocess.run([str(CLIENT_PYTHON), "-m", "MedSAMAgentLib.cli", *arguments], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return run_medsam_agent(*arguments, python=str(CLIENT_PYTHON), MEDSAM_AGENT_SERVER_KEY=key or "")
 
 
 def test_the_client_install_holds_no_model_packages():
-    listed = subprocess.run([str(CLIENT_PYTHON), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True)
+    listed = subprocess.run([str(CLIENT_PYTHON), "-m", "pip", "list", "--format=freeze"], capture_output=True, encoding="utf-8", check=True)
     installed = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
     assert "zstandard" in installed and "requests" in installed
     assert not installed & set(MODEL_PACKAGES), sorted(installed & set(MODEL_PACKAGES))
@@ -34,7 +32,7 @@ def test_the_client_install_holds_no_model_packages():
 def test_importing_the_client_and_the_module_logic_loads_no_model_code():
     probe = ("import sys, MedSAMAgentLib.remote, MedSAMAgentLib.cli, MedSAMAgentLogic.segmentation_logic, MedSAMAgentLogic.dependencies; "
              f"print(sorted(m for m in sys.modules if m.split('.')[0] in {MODEL_PACKAGES!r}))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, encoding="utf-8", errors="replace", check=True,
                           env=environment(PYTHONPATH=f"{REPOSITORY}:{REPOSITORY / 'MedSAMAgent'}"))
     assert done.stdout.strip() == "[]"
 

@@ -1,0 +1,110 @@
+"""How a box-prompted model follows an object from slice to slice.
+
+A box always gets a mask from a box-prompted model, even past the end of the object, so
+each slice's mask must be judged: `BoxTrackingRules` says how the next box is formed from
+the neighbour's mask and which tests a new mask must pass to count as the object (a
+rejected slice counts as empty; `propagation` stops after enough empty slices). Rule
+sets were compared by 3D Dice on real lesions and organs
+(`benchmarks/propagation_quality.py`); `DEFAULT_RULES` is the best of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+from ..prompts import Box, Point, SlicePrompts
+
+INTENSITY_TOLERANCE_MIN = 10.0  # grey levels
+
+
+@dataclass(frozen=True)
+class BoxTrackingRules:
+    name: str
+    margin_fraction: float = 0.1
+    """The next box is the neighbour's mask's box grown by this fraction of its longer side..."""
+    margin_min_pixels: float = 3.0
+    """...and by at least this many pixels."""
+    intensity: str = "seed"
+    """Grey-level gate: "seed" (mean grey within the seed mask's spread of the seed's mean),
+    "neighbour" (the same against the last accepted slice, so a drifting lesion follows),
+    "seed or neighbour" (either), or "off"."""
+    intensity_tolerance: float = 1.0
+    """The gate's tolerance in units of the reference mask's grey-level spread."""
+    min_score: float = 0.0
+    """Lowest accepted IoU estimate of the model for its own mask."""
+    min_overlap: float = 0.0
+    """Lowest accepted fraction of the new mask lying inside the neighbour's mask."""
+    extra_margins: tuple[float, ...] = ()
+    """Boxes with these margin fractions, tried in turn when a slice's mask is rejected."""
+    centre_click: bool = False
+    """Add a positive click at the neighbour mask's innermost point to each box."""
+    zoom: bool = False
+    """Let the model see a small object's box region magnified instead of the whole slice."""
+
+    def but(self, name: str, **changes) -> BoxTrackingRules:
+        return replace(self, name=name, **changes)
+
+
+class BoxTracker:
+    """The state of one tracking pass: the neighbour's mask and the reference grey level."""
+
+    def __init__(self, rules: BoxTrackingRules, image: np.ndarray, mask: np.ndarray):
+        self.rules = rules
+        self.guide = mask
+        self.seed_grey = self.grey = _GreyLevel(image, mask)
+
+    def next_prompts(self) -> list[SlicePrompts]:
+        """Candidate prompts for the next slice, formed from the neighbour's mask."""
+        tight = Box.around(self.guide)
+        side = max(tight.x1 - tight.x0, tight.y1 - tight.y0)
+        points = ()
+        if self.rules.centre_click:
+            depth = ndimage.distance_transform_edt(self.guide)
+            row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+            points = (Point(float(col), float(row), positive=True),)
+        margins = (self.rules.margin_fraction, *self.rules.extra_margins)
+        return [
+            SlicePrompts(box=Box.around(self.guide, margin=max(self.rules.margin_min_pixels, fraction * side)), points=points)
+            for fraction in margins
+        ]
+
+    def accepts(self, image: np.ndarray, mask: np.ndarray, score: float) -> bool:
+        rules = self.rules
+        area = int(mask.sum())
+        if area == 0 or score < rules.min_score:
+            return False
+        if rules.intensity != "off" and not self._grey_level_accepts(image, mask):
+            return False
+        return rules.min_overlap == 0 or (mask & self.guide).sum() >= rules.min_overlap * area
+
+    def follow(self, image: np.ndarray, mask: np.ndarray) -> None:
+        """`mask` on `image` is the object: the next slice is judged against it."""
+        self.guide = mask
+        self.grey = _GreyLevel(image, mask)
+
+    def _grey_level_accepts(self, image: np.ndarray, mask: np.ndarray) -> bool:
+        mean = float(image[..., 0][mask].mean())
+        tolerance = self.rules.intensity_tolerance
+        references = {"seed": [self.seed_grey], "neighbour": [self.grey], "seed or neighbour": [self.seed_grey, self.grey]}
+        return any(abs(mean - grey.mean) <= tolerance * grey.tolerance for grey in references[self.rules.intensity])
+
+
+class _GreyLevel:
+    """Mean grey value of a mask and its tolerance (the mask's own spread, at least
+    `INTENSITY_TOLERANCE_MIN`)."""
+
+    def __init__(self, image: np.ndarray, mask: np.ndarray):
+        grey = image[..., 0][mask].astype(np.float64)
+        self.mean = float(grey.mean())
+        self.tolerance = max(float(grey.std()), INTENSITY_TOLERANCE_MIN)
+
+
+
+# Measured on CT lung tumours and MR brain tumours (pyradiomics' cases): against the
+# previous rules (seed gate at 1x spread, no IoU test), the wider gate follows a tumour
+# whose grey level drifts (MR brain1: Dice 0.64 -> 0.78), and the model's IoU estimate
+# stops the tracking at a lesion's end where the grey level alone let it run on.
+DEFAULT_RULES = BoxTrackingRules("seed grey-level gate at 1.5x spread + IoU estimate >= 0.6", intensity_tolerance=1.5, min_score=0.6)

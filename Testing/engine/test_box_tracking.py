@@ -1,0 +1,96 @@
+"""LiteMedSAM's box propagation on real lesions (pyradiomics' CT lung tumours and MR brain
+tumours, expert labels): from a box on the largest slice, without a range, so the rules
+alone decide where the lesion ends. Floors sit just under the values measured on this
+machine by `benchmarks/propagation_quality.py` (the default rules, OpenVINO bf16)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from MedSAMAgentLib.io.volumes import read_volume
+from MedSAMAgentLib.metrics import dice
+from MedSAMAgentLib.prompts import Box, SlicePrompts
+from MedSAMAgentLib.propagation import VolumeRequest, segment_volume
+from MedSAMAgentLib.segmenters.base import slice_frames
+from MedSAMAgentLib.segmenters.box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules
+from Testing.fixtures.anatomy import lesion
+
+
+def extent(stack: np.ndarray) -> tuple[int, int]:
+    present = np.flatnonzero(stack.any(axis=(1, 2)))
+    return int(present[0]), int(present[-1])
+
+
+def propagate_lesion(segmenter, case: str) -> tuple[np.ndarray, np.ndarray]:
+    path, label = lesion(case)
+    frames = slice_frames(read_volume(path), "axial")
+    truth = frames.plane.to_display(label)
+    key = int(np.argmax(truth.sum(axis=(1, 2))))
+    request = VolumeRequest(key, SlicePrompts(box=Box.around(truth[key], margin=2)))
+    return segment_volume(segmenter, frames, request), truth
+
+
+@pytest.fixture(scope="module")
+def propagated(litemedsam):
+    """Each lesion propagated once for all the tests of this module."""
+    results = {}
+
+    def result(case: str) -> tuple[np.ndarray, np.ndarray]:
+        if case not in results:
+            results[case] = propagate_lesion(litemedsam, case)
+        return results[case]
+
+    return result
+
+
+@pytest.mark.parametrize(
+    "case, floor, end_tolerance",
+    [("lung1", 0.80, 0), ("lung2", 0.83, 1), ("brain1", 0.76, 1), ("brain2", 0.40, 2)],
+)
+def test_follows_real_lesions_to_their_ends(litemedsam, propagated, case, floor, end_tolerance):
+    assert litemedsam.rules == DEFAULT_RULES
+    stack, truth = propagated(case)
+    assert dice(stack, truth) >= floor
+    (start, end), (first, last) = extent(stack), extent(truth)
+    assert abs(start - first) <= end_tolerance and abs(end - last) <= end_tolerance
+
+
+def test_a_tumour_whose_grey_level_drifts_is_followed(propagated):
+    """MR brain1: on slice 14 the tumour is darker than on the seed slice by more than the
+    seed's grey-level spread; the previous gate stopped there, 4 slices before the end."""
+    stack, truth = propagated("brain1")
+    assert stack[14].any() and dice(stack[14], truth[14]) > 0.5
+    assert extent(stack)[0] <= 12 and extent(stack)[1] == extent(truth)[1]
+
+
+def grey_image(value: float, shape=(40, 40)) -> np.ndarray:
+    return np.full((*shape, 3), value, np.uint8)
+
+
+def square(top: int, size: int, shape=(40, 40)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[top : top + size, top : top + size] = True
+    return mask
+
+
+def test_tracker_gates_by_grey_level_score_and_overlap():
+    seed = grey_image(100)
+    seed[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50  # spread of 28.9 around 99.5
+    rules = BoxTrackingRules("test", intensity_tolerance=1.5, min_score=0.6, min_overlap=0.5)
+    tracker = BoxTracker(rules, seed, square(10, 10))
+    assert tracker.accepts(grey_image(140), square(11, 9), score=0.9)  # 40.5 grey levels off: within 1.5 spreads
+    assert not tracker.accepts(grey_image(150), square(11, 9), score=0.9)  # 50.5 off: outside
+    assert not tracker.accepts(grey_image(100), square(11, 9), score=0.5)  # the model doubts its mask
+    assert not tracker.accepts(grey_image(100), square(18, 10), score=0.9)  # 4 of 100 pixels overlap the neighbour
+    assert not tracker.accepts(grey_image(100), np.zeros((40, 40), bool), score=0.9)
+    (prompts,) = tracker.next_prompts()
+    assert prompts.box.as_list() == [7.0, 7.0, 22.0, 22.0]  # the neighbour's box grown by max(3 px, 10% of 9)
+
+
+def test_neighbour_gate_follows_a_drift_the_seed_gate_refuses():
+    seed_mask = square(10, 10)
+    for intensity, accepted in (("seed", False), ("neighbour", True), ("seed or neighbour", True)):
+        tracker = BoxTracker(BoxTrackingRules("test", intensity=intensity), grey_image(100), seed_mask)
+        tracker.follow(grey_image(108), seed_mask)  # a slow drift: 8 grey levels a slice
+        assert tracker.accepts(grey_image(116), seed_mask, score=0.9) is accepted
