@@ -80,7 +80,7 @@ def layout_slices(positions, orientations, pixel_spacings, shapes, series: str) 
     depths = ordered @ normal
     relative = ordered - ordered[0]
     offsets = np.stack([relative @ row, relative @ column], axis=1)
-    row_spacing, column_spacing = sorted(spacings)[0] if spacings else (1.0, 1.0)
+    row_spacing, column_spacing = next(iter(spacings))
     layout = SliceLayout(
         order=order, depths=depths, offsets=offsets, axes=np.stack([row, column, normal], axis=1),
         first_position=ordered[0], pixel_spacing=(float(column_spacing), float(row_spacing)), shape=sizes.pop(),
@@ -99,15 +99,15 @@ def resample(stack: np.ndarray, layout: SliceLayout, series: str, log) -> tuple[
     """`stack` (slices in layout order, (n, rows, columns)) on a regular grid, with a note."""
     step_target = float(layout.gaps.min())
     extent = float(layout.depths[-1] - layout.depths[0])
-    count = int(round(extent / step_target)) + 1
+    count = round(extent / step_target) + 1
     step = extent / (count - 1)
     tilted = layout.tilted
     offsets = layout.offsets if tilted else np.zeros_like(layout.offsets)
     spacing_i, spacing_j = layout.pixel_spacing
     low = offsets.min(axis=0)
     rows, columns = layout.shape
-    width = columns + int(math.ceil((offsets[:, 0].max() - low[0]) / spacing_i - 1e-6))
-    height = rows + int(math.ceil((offsets[:, 1].max() - low[1]) / spacing_j - 1e-6))
+    width = columns + math.ceil((offsets[:, 0].max() - low[0]) / spacing_i - 1e-6)
+    height = rows + math.ceil((offsets[:, 1].max() - low[1]) / spacing_j - 1e-6)
     shifts = (low - offsets) / np.array([spacing_i, spacing_j])  # per slice, in its pixels
     fill = float(stack.min())
     result = np.empty((count, height, width), np.float32)

@@ -88,8 +88,9 @@ def test_nan_and_infinite_voxels_become_the_lowest_and_highest_finite_values(tmp
     low, high = array[finite].min(), array[finite].max()
     assert volume.array[0, 0, 0] == low and volume.array[1, 1, 1] == low and volume.array[2, 2, 2] == high
     np.testing.assert_array_equal(volume.array[finite], array[finite])
-    assert notes == [f"note: nan.nrrd has 3 NaN, 1 -inf, 1 +inf voxels; NaN and -inf were set to its lowest finite value ({low:g}), "
-                     f"+inf to its highest ({high:g})"]
+    expected = (f"note: nan.nrrd has 3 NaN, 1 -inf, 1 +inf voxels; NaN and -inf were set to its lowest finite value ({low:g}), "
+                f"+inf to its highest ({high:g})")
+    assert notes == [expected]
 
 
 def test_usable_voxels_never_changes_its_input_and_refuses_no_finite_voxel():
