@@ -3,7 +3,8 @@
 One binary segment per target, each with its label (the typed name), its coded anatomy
 (`anatomy`: SNOMED CT from DICOM's CID 7151, with a laterality modifier), its colour and
 the algorithm that made it (MedSAM-Agent and its version; as parameters, the segmenter,
-who placed the prompts and whether the result was edited). The object references the
+whether the prompts came from the user or the agent, and whether the result was edited;
+as its source, the agent's policy and model). DICOM limits these texts to 64 characters. The object references the
 source series and every instance of it; its frames lie exactly on the volume's grid
 (the regular grid a resampled series was given, see `dicom_grid`), so the SEG and a
 NIfTI output of the same run agree voxel for voxel.
@@ -30,12 +31,12 @@ class Provenance:
     """How a result was made, for the algorithm identification of a SEG."""
 
     segmenter: str
-    prompts_by: str  # "user" (boxes and points), or the agent's policy and model
+    agent: str | None  # the agent's policy and model; None: the user placed the prompts
     edited: bool = False
 
     @property
     def automatic(self) -> bool:
-        return self.prompts_by != "user" and not self.edited
+        return self.agent is not None and not self.edited
 
 
 def check_dicom_output(volume: Volume, path: Path) -> None:
@@ -63,8 +64,9 @@ def write_dicom_seg(segments: list[tuple[np.ndarray, SegmentStyle]], volume: Vol
         name=ALGORITHM_NAME,
         family=codes.cid7162.ArtificialIntelligence,
         version=__version__,
-        parameters={"segmenter": provenance.segmenter, "prompts by": provenance.prompts_by,
+        parameters={"segmenter": provenance.segmenter[:24], "prompts": "agent" if provenance.agent else "user",
                     "edited": "yes" if provenance.edited else "no"},
+        source=_text(provenance.agent) if provenance.agent else None,
     )
     kind = highdicom.seg.SegmentAlgorithmTypeValues
     descriptions = [_description(number, style, algorithm, kind.AUTOMATIC if provenance.automatic else kind.SEMIAUTOMATIC)
@@ -87,9 +89,9 @@ def write_dicom_seg(segments: list[tuple[np.ndarray, SegmentStyle]], volume: Vol
         manufacturer_model_name=ALGORITHM_NAME,
         software_versions=__version__,
         device_serial_number="none",
-        series_description=f"{ALGORITHM_NAME}: " + "; ".join(style.name for _, style in segments),
+        series_description=_text(f"{ALGORITHM_NAME}: " + "; ".join(style.name for _, style in segments)),
         content_label="MEDSAMAGENT",
-        content_description=f"{ALGORITHM_NAME} {provenance.segmenter}" + (", edited" if provenance.edited else ""),
+        content_description=_text(f"{ALGORITHM_NAME} {provenance.segmenter}" + (", edited" if provenance.edited else "")),
         pixel_measures=highdicom.PixelMeasuresSequence(pixel_spacing=[spacing_j, spacing_i], slice_thickness=spacing_k,
                                                        spacing_between_slices=spacing_k),
         plane_orientation=highdicom.PlaneOrientationSequence(highdicom.CoordinateSystemNames.PATIENT, [*axes[:, 0], *axes[:, 1]]),
@@ -105,13 +107,13 @@ def _description(number: int, style: SegmentStyle, algorithm, algorithm_type):
 
     description = highdicom.seg.SegmentDescription(
         segment_number=number,
-        segment_label=style.name[:64],
+        segment_label=_text(style.name),
         segmented_property_category=style.category,
         segmented_property_type=style.type,
         algorithm_type=algorithm_type,
         algorithm_identification=algorithm,
         tracking_uid=highdicom.UID(),
-        tracking_id=style.name[:64],
+        tracking_id=_text(style.name),
         display_color=highdicom.color.CIELabColor.from_rgb(*(255.0 * c for c in style.colour)),
     )
     if style.modifier is not None:
@@ -120,6 +122,12 @@ def _description(number: int, style: SegmentStyle, algorithm, algorithm_type):
             CodedConcept(modifier.value, modifier.scheme_designator, modifier.meaning)
         ]
     return description
+
+
+def _text(value: str) -> str:
+    """A DICOM long string (LO): at most 64 characters, no backslash."""
+    value = value.replace("\\", "/")
+    return value if len(value) <= 64 else value[:61] + "..."
 
 
 def _series_number(dataset) -> int:

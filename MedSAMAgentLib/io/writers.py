@@ -88,7 +88,7 @@ def write_segments(segments: Segments, volume: Volume, path: Path, provenance: P
         return _atomic([path], lambda temps: _write_seg_nrrd(segments, volume.geometry, temps[0]))
     if suffix == ".dcm":
         check_dicom_output(volume, path)
-        return _atomic([path], lambda temps: write_dicom_seg(segments, volume, temps[0], provenance or Provenance("unspecified", "unspecified")))
+        return _atomic([path], lambda temps: write_dicom_seg(segments, volume, temps[0], provenance or Provenance("unspecified", None)))
     labels = label_map([mask for mask, _ in segments])
     paths = output_paths(path, len(segments))
 

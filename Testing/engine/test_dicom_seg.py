@@ -83,7 +83,7 @@ def test_seg_of_one_target_reads_back_with_its_codes_references_and_the_nifti_vo
     assert (modifier.CodeValue, modifier.CodingSchemeDesignator, modifier.CodeMeaning) == ("24028007", "SCT", "Right")
     algorithm = description.SegmentationAlgorithmIdentificationSequence[0]
     assert algorithm.AlgorithmName == "MedSAM-Agent" and algorithm.AlgorithmVersion == __version__
-    assert algorithm.AlgorithmParameters == "segmenter=litemedsam,prompts by=clinician,edited=no"
+    assert algorithm.AlgorithmParameters == "segmenter=litemedsam,prompts=agent,edited=no" and algorithm.AlgorithmSource == "clinician"
     assert description.SegmentAlgorithmType == "AUTOMATIC"
 
 
@@ -95,7 +95,11 @@ def test_seg_of_several_targets_holds_one_segment_each_overlaps_kept(tmp_path, h
     unknown[10:15, 20:30, 20:30] = True
     segments = [(brain, segment_style("brain")), (right, segment_style("right cerebral hemisphere")),
                 (unknown, segment_style("the odd blob"))]
-    path = write_segments(segments, volume, tmp_path / "several.dcm", Provenance("medsam2", "user", edited=True))[0]
+    path = write_segments(segments, volume, tmp_path / "several.dcm", Provenance("medsam2", None, edited=True))[0]
+    long_agent = Provenance("medsam2", "qwen /models/Saint-lsy/MedSAM-Agent-Qwen3-VL-8B-MedSAM2/checkpoint-final-with-a-long-name")
+    source = highdicom.seg.segread(str(write_segments(segments, volume, tmp_path / "long.dcm", long_agent)[0]))
+    text = source.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmSource
+    assert len(text) == 64 and text.startswith("qwen /models/Saint-lsy") and text.endswith("...")
     for masks in (seg_masks_by_pydicom(path, volume.geometry), seg_masks_by_highdicom(path, volume.geometry)):
         assert masks.shape[0] == 3
         for read, (mask, _) in zip(masks, segments):
