@@ -106,7 +106,11 @@ def find_series(files) -> dict[str, _Series]:
         dataset = _header(path)
         if dataset is None:
             continue
-        if "PixelData" not in dataset or str(dataset.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
+        if "PixelData" not in dataset:
+            if _declares_an_image(dataset):
+                raise InputImageError(f"{Path(path).name} is truncated or damaged: it ends before its pixel data; copy or export the series again")
+            continue
+        if str(dataset.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
             continue
         uid = str(dataset.get("SeriesInstanceUID", ""))
         entry = series.setdefault(uid, _Series(
@@ -130,13 +134,29 @@ def _header(path: Path):
         return pydicom.dcmread(str(path), defer_size="4 KB")
     except pydicom.errors.InvalidDicomError:
         pass
-    except Exception:  # unreadable as DICOM: not part of any series
+    except Exception as error:  # pydicom raises several types for damaged files
+        if _has_dicom_preamble(path):
+            raise InputImageError(f"{path.name} is a damaged DICOM file ({error.__class__.__name__}: {error}); "
+                                  "copy or export the series again") from None
         return None
     try:
         dataset = pydicom.dcmread(str(path), defer_size="4 KB", force=True)
     except Exception:
         return None
     return dataset if "SOPClassUID" in dataset and "PixelData" in dataset else None
+
+
+def _declares_an_image(dataset) -> bool:
+    """Whether the file's meta header names an image storage class (CT, MR, ... images)."""
+    meta = getattr(dataset, "file_meta", None)
+    sop_class = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+    return sop_class is not None and "Image Storage" in getattr(sop_class, "name", "")
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(128)
+        return handle.read(4) == b"DICM"
 
 
 def _files_under(folder: Path):

@@ -171,6 +171,14 @@ def test_a_truncated_slice_file_is_refused(tmp_path):
         read_volume(tmp_path)
 
 
+def test_a_slice_file_cut_inside_its_header_is_refused_not_skipped(tmp_path):
+    writer = write_scene(tmp_path, axial_positions(np.arange(6) * 2.0), [AXIAL] * 6)
+    damaged = writer.paths[2]
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    with pytest.raises(InputImageError, match=f"{damaged.name} is truncated or damaged: it ends before its pixel data"):
+        read_volume(tmp_path)
+
+
 def test_other_series_are_not_mixed_in_and_the_choice_is_printed(tmp_path):
     write_scene(tmp_path / "a", axial_positions(np.arange(8) * 2.0), [AXIAL] * 8, description="first")
     second = write_scene(tmp_path / "b", axial_positions(np.arange(5) * 3.0), [AXIAL] * 5, description="second")

@@ -112,3 +112,18 @@ def test_the_server_applies_the_input_rules_to_the_voxels_it_receives():
     nothing = Volume(array=np.full((2, 3, 4), np.nan, np.float32), geometry=geometry, modality="OT")
     with pytest.raises(InputImageError, match="holds no finite voxel"):
         wire.decode_volume(*reversed(wire.encode_volume(nothing)), LIMIT)
+
+
+def test_a_dicom_volume_sends_voxels_and_geometry_only(tmp_path):
+    """The source series (files, UIDs, patient) stays on this computer for a DICOM SEG."""
+    from Testing.fixtures.dicom_series import anatomy_series
+
+    writer, _, _ = anatomy_series(tmp_path / "series", step=6)
+    volume = read_volume(tmp_path / "series", log=lambda _: None)
+    assert volume.dicom.series_uid == writer.series_uid
+    digest, blob = wire.encode_volume(volume)
+    header, _ = wire._unframe(blob, wire.VOLUME_MAGIC, "volume")
+    assert set(header) == {"shape", "dtype", "spacing", "origin", "direction", "modality", "sha256"}
+    for private in (writer.series_uid, writer.study_uid, writer.frame_of_reference_uid, "TEST-001", "Anatomy^Test"):
+        assert private.encode() not in blob
+    assert wire.decode_volume(blob, digest, LIMIT).dicom is None
