@@ -10,10 +10,10 @@ from pathlib import Path
 
 from ..errors import MedSAMAgentError, OutputError, PromptError
 from ..orientation import VIEWS
+from ..targets import parse_targets
 from .options import DEFAULT_POLICY, SERVER_KEY_ENV, add_agent_options, add_model_options, engine_from_args, info
 from .progress_bar import ProgressBar
 from .prompt_options import prompts_from_args
-from ..targets import parse_targets
 from .targets import EXIT_SOME_TARGETS_FAILED, folder_name, read_ground_truths, report_failures, run_targets
 
 
@@ -66,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
     targets = parse_targets(args.target)
     if args.target and not targets:
         raise PromptError('--target is empty: say what to segment, e.g. "liver; spleen"')
-    if len(targets) > 1 and args.name:
+    several = len(targets) > 1
+    if several and args.name:
         raise PromptError("--name names one segment; with several targets each segment is named after its target")
-    for path in output_paths(args.output, max(len(targets), 1)):
+    for path in output_paths(args.output, several):
         check_output_path(path, args.overwrite, protected=[args.input])
     output = Path(args.output)
     if args.montage:
@@ -96,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
                 folder = _save_records(error.records, args.save_trajectory, {"status": "failed", "error": str(error)})
                 raise type(error)(f"{error} (the agent's record is in {folder})") from None
             raise
-    several = len(targets) > 1
     if args.save_trajectory and several:
         for result in results:
             if result.error is not None and result.error.records:
@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
             folder = args.save_trajectory / folder_name(result.target) if args.save_trajectory and several else args.save_trajectory
             _report_agent(args, result.outcome, folder)
     styles = [segment_style(result.target, args.name) for result in done]
-    write_segments([(result.outcome.mask, style) for result, style in zip(done, styles)], volume, output, _provenance(args, targets))
+    write_segments([(result.outcome.mask, style) for result, style in zip(done, styles)], volume, output, _provenance(args, targets),
+                   sidecar=several)
     if args.montage:
         from ..montage import montage
         from ..segmenters.base import slice_frames

@@ -42,12 +42,12 @@ def output_suffix(path: Path) -> str:
     )
 
 
-def output_paths(path: Path, segment_count: int) -> list[Path]:
-    """Every file a result with `segment_count` segments writes: the output, and the
-    sidecar of a label map of several segments."""
+def output_paths(path: Path, several: bool) -> list[Path]:
+    """Every file a result writes: the output, and the sidecar of a label map when the
+    result is of `several` targets."""
     path = Path(path)
     suffix = output_suffix(path)
-    if segment_count > 1 and suffix in LABEL_MAP_SUFFIXES:
+    if several and suffix in LABEL_MAP_SUFFIXES:
         return [path, path.with_name(path.name[: -len(suffix)] + SIDECAR_SUFFIX)]
     return [path]
 
@@ -76,9 +76,11 @@ def write_segmentation(mask: np.ndarray, volume: Volume, path: Path, style: Segm
     return write_segments([(mask, style)], volume, path, provenance)[0]
 
 
-def write_segments(segments: Segments, volume: Volume, path: Path, provenance: Provenance | None = None) -> list[Path]:
+def write_segments(segments: Segments, volume: Volume, path: Path, provenance: Provenance | None = None,
+                   sidecar: bool | None = None) -> list[Path]:
     """Write one segment per (mask, style) to `path` (format from the suffix) and, for a
-    label map of several segments, its sidecar; returns the files written."""
+    label map, its sidecar when `sidecar` says so (default: for several segments; a run of
+    several targets of which one survived still says which it is); returns the files."""
     for mask, _ in segments:
         if mask.shape != volume.geometry.array_shape:
             raise ValueError(f"mask shape {mask.shape} differs from the volume {volume.geometry.array_shape}")
@@ -90,7 +92,7 @@ def write_segments(segments: Segments, volume: Volume, path: Path, provenance: P
         check_dicom_output(volume, path)
         return _atomic([path], lambda temps: write_dicom_seg(segments, volume, temps[0], provenance or Provenance("unspecified", None)))
     labels = label_map([mask for mask, _ in segments])
-    paths = output_paths(path, len(segments))
+    paths = output_paths(path, len(segments) > 1 if sidecar is None else sidecar)
 
     def write(temps: list[Path]) -> None:
         if suffix in (".nii", ".nii.gz") and volume.nifti_header is not None:

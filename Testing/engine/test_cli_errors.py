@@ -98,17 +98,17 @@ CASES = {
     "missing medsam2 checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--segmenter", "medsam2", "--checkpoint", str(t / "none.pt")], "checkpoint not found"),
     "checkpoint keys do not match": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(wrong_checkpoint(t))], "is not a LiteMedSAM checkpoint: keys do not match"),
     "garbage checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(garbage_checkpoint(t))],
-                           "garbage.pt is not a PyTorch checkpoint: it is a text file (it starts with 'this is not a torch file'); "
-                           "expected LiteMedSAM weights"),
+                           ("garbage.pt is not a PyTorch checkpoint: it is a text file (it starts with 'this is not a torch file'); "
+                            "expected LiteMedSAM weights")),
     "image as checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(nifti_as_checkpoint(t))],
                             "ct.nii is not a PyTorch checkpoint: it is a NIfTI image; expected LiteMedSAM weights"),
     "checkpoint of another model": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(medsam2_checkpoint(t))],
-                                    "medsam2.pt holds SAM 2 / MedSAM2 (Hiera-tiny) weights; LiteMedSAM needs LiteMedSAM / MobileSAM "
-                                    "(TinyViT encoder) weights"),
+                                    ("medsam2.pt holds SAM 2 / MedSAM2 (Hiera-tiny) weights; LiteMedSAM needs LiteMedSAM / MobileSAM "
+                                     "(TinyViT encoder) weights")),
     "litemedsam checkpoint for medsam2": (lambda t, v: [str(v), "--slice", "3", *BOX, "--segmenter", "medsam2", "--checkpoint",
                                                         str(litemedsam_checkpoint(t))],
-                                          "lite_medsam.pth holds LiteMedSAM / MobileSAM (TinyViT encoder) weights; MedSAM2 needs "
-                                          "SAM 2 / MedSAM2 (Hiera-tiny) weights"),
+                                          ("lite_medsam.pth holds LiteMedSAM / MobileSAM (TinyViT encoder) weights; MedSAM2 needs "
+                                           "SAM 2 / MedSAM2 (Hiera-tiny) weights")),
     "truncated .nii.gz": (lambda t, v: [str(truncated(t, "ct.nii.gz", True)), "--slice", "3", *BOX], "ct.nii.gz is truncated or damaged"),
     "truncated .nii": (lambda t, v: [str(truncated(t, "ct.nii")), "--slice", "3", *BOX], "ct.nii is truncated: its header declares"),
     "truncated .mha": (lambda t, v: [str(truncated(t, "ct.mha")), "--slice", "3", *BOX], "ct.mha is truncated: its header declares"),
