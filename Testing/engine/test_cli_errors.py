@@ -76,6 +76,14 @@ def truncated(tmp_path, name, compress=False):
     return path
 
 
+def dicom_with_two_orientations(tmp_path):
+    from Testing.engine.test_dicom_input import AXIAL, axial_positions, write_scene
+
+    sagittal = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    write_scene(tmp_path / "dicom", axial_positions(np.arange(6) * 2.0) + [np.array([5.0, -6.0, 20.0])], [AXIAL] * 6 + [sagittal])
+    return tmp_path / "dicom"
+
+
 BOX = ["--box", "2", "2", "20", "20"]
 CASES = {
     "missing file": (lambda t, v: [str(t / "absent.nii.gz"), "--slice", "3", *BOX], "input not found"),
@@ -113,6 +121,8 @@ CASES = {
     "truncated .nii": (lambda t, v: [str(truncated(t, "ct.nii")), "--slice", "3", *BOX], "ct.nii is truncated: its header declares"),
     "truncated .mha": (lambda t, v: [str(truncated(t, "ct.mha")), "--slice", "3", *BOX], "ct.mha is truncated: its header declares"),
     "truncated .nrrd": (lambda t, v: [str(truncated(t, "ct.nrrd", True)), "--slice", "3", *BOX], "ct.nrrd is truncated"),
+    "DICOM series mixing orientations": (lambda t, v: [str(dicom_with_two_orientations(t)), "--slice", "3", *BOX],
+                                         "mixes slice orientations (6 with orientation (1, 0, 0, 0, 1, 0); 1 with orientation"),
     "SEG for a file input": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(t / "out.dcm")],
                              "out.dcm: a DICOM SEG (.dcm) references the DICOM series it segments, and the input ct.nrrd is not DICOM"),
     "range outside": (lambda t, v: [str(v), "--slice", "3", *BOX, "--range", "0", "30"], "range 0 30 is outside the volume"),
