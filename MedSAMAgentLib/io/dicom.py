@@ -17,6 +17,7 @@ SimpleITK (GDCM), which reads every transfer syntax PACS use and applies the res
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,9 @@ def _header(path: Path):
     import pydicom
 
     try:
-        return pydicom.dcmread(str(path), defer_size="4 KB")
+        with warnings.catch_warnings():  # a damaged file is refused below with one line
+            warnings.simplefilter("ignore", UserWarning)
+            return pydicom.dcmread(str(path), defer_size="4 KB")
     except pydicom.errors.InvalidDicomError:
         pass
     except Exception as error:  # pydicom raises several types for damaged files
@@ -211,10 +214,10 @@ def _check_pixel_data_complete(path: Path, dataset) -> None:
         return
     length = element.length
     if length == 0xFFFFFFFF:
-        with open(path, "rb") as handle:
-            handle.seek(max(size - 8, 0))
-            tail = handle.read(8)
-        if tail not in (b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"):
+        with open(path, "rb") as handle:  # the delimiter ends the data, maybe before some trailing padding
+            handle.seek(max(size - (1 << 20), element.value_tell))
+            tail = handle.read()
+        if b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" not in tail and b"\xff\xfe\xe0\xdd\x00\x00\x00\x00" not in tail:
             raise InputImageError(f"{path.name} is truncated: its compressed pixel data has no end; copy or export the series again")
         return
     if element.value_tell + length > size:

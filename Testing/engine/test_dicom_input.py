@@ -171,6 +171,23 @@ def test_a_truncated_slice_file_is_refused(tmp_path):
         read_volume(tmp_path)
 
 
+def test_a_compressed_series_reads_like_the_plain_one_and_a_cut_file_is_refused(tmp_path):
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    writer = write_scene(tmp_path, axial_positions(np.arange(6) * 2.0), [AXIAL] * 6)
+    plain = read_volume(tmp_path, log=lambda _: None).array
+    for path in writer.paths:
+        dataset = pydicom.dcmread(path)
+        dataset.compress(RLELossless)
+        dataset.save_as(path)
+    np.testing.assert_array_equal(read_volume(tmp_path, log=lambda _: None).array, plain)
+    damaged = writer.paths[3]
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    with pytest.raises(InputImageError, match=f"{damaged.name} is truncated or damaged"):
+        read_volume(tmp_path)
+
+
 def test_a_slice_file_cut_inside_its_header_is_refused_not_skipped(tmp_path):
     writer = write_scene(tmp_path, axial_positions(np.arange(6) * 2.0), [AXIAL] * 6)
     damaged = writer.paths[2]
