@@ -1,7 +1,7 @@
-"""Writing a result into a segment the way a Segment Editor effect does: one undo state,
-then `ModifySegmentByLabelmap`, which applies the editor's masking (editable area,
-intensity range) and overwrite settings, so other segments are never erased unless those
-settings say so."""
+"""Writing results into segments the way a Segment Editor effect does: one undo state
+(for one segment or several), then `ModifySegmentByLabelmap`, which applies the editor's
+masking (editable area, intensity range) and overwrite settings, so other segments are
+never erased unless those settings say so."""
 
 from __future__ import annotations
 
@@ -41,37 +41,48 @@ class SegmentWriter:
         without a segment, create one named, coloured and coded after the target. The segment
         is marked "in progress" either way. Returns the segment's ID and what it now holds
         on the volume's grid (the mask as the masking settings let it be written)."""
+        return self.write_many(segmentation_node, volume_node, [(segment_id, mask, style)])[0]
+
+    def write_many(self, segmentation_node, volume_node, results: list[tuple[str | None, np.ndarray, SegmentStyle]]) -> list[tuple[str, np.ndarray]]:
+        """`write` for several (segment ID or None, mask, style), in order, all as ONE undo
+        step. Where results overlap, the Segment Editor's overwrite setting decides, as for
+        any effect: a later segment takes the voxels of earlier ones only if it says so."""
         segmentation = segmentation_node.GetSegmentation()
-        if segment_id and segmentation.GetSegment(segment_id) is None:
-            raise MedSAMAgentError(f"segment {segment_id!r} is no longer in {segmentation_node.GetName()}")
+        for segment_id, _, _ in results:
+            if segment_id and segmentation.GetSegment(segment_id) is None:
+                raise MedSAMAgentError(f"segment {segment_id!r} is no longer in {segmentation_node.GetName()}")
         if segmentation.GetNumberOfSegments() and segmentation.GetSourceRepresentationName() != "Binary labelmap":
             raise MedSAMAgentError(
                 f"{segmentation_node.GetName()} is stored as {segmentation.GetSourceRepresentationName()}; "
                 "convert it to a binary labelmap in the Segmentations module first"
             )
         self._take_user_settings(segmentation)
-        self.bind(segmentation_node, segment_id or "", volume_node)
+        self.bind(segmentation_node, results[0][0] or "", volume_node)
         if not self.logic.SaveStateForUndo():
             raise MedSAMAgentError(f"could not save an undo state for {segmentation_node.GetName()}")
         if self.before_write is not None:
             self.before_write(segmentation_node)
-        if not segment_id:
-            segment_id = segmentation.AddEmptySegment("", style.name, list(style.colour))
-            _style(segmentation.GetSegment(segment_id), style)
-            self.logic.SetCurrentSegmentID(segment_id)
         status = slicer.vtkSlicerSegmentationsModuleLogic
-        status.SetSegmentStatus(segmentation.GetSegment(segment_id), status.InProgress)
-        labelmap = oriented_labelmap(mask, volume_node, segmentation_node)
         editor = slicer.vtkSlicerSegmentEditorLogic
-        self.logic.ModifySegmentByLabelmap(segmentation_node, segment_id, labelmap, editor.ModificationModeSet, False, False)
-        written = segment_array(segmentation_node, segment_id, volume_node)
-        if mask.any() and not written.any():
+        segment_ids = []
+        for segment_id, mask, style in results:
+            if not segment_id:
+                segment_id = segmentation.AddEmptySegment("", style.name, list(style.colour))
+                _style(segmentation.GetSegment(segment_id), style)
+            self.logic.SetCurrentSegmentID(segment_id)
+            status.SetSegmentStatus(segmentation.GetSegment(segment_id), status.InProgress)
+            labelmap = oriented_labelmap(mask, volume_node, segmentation_node)
+            self.logic.ModifySegmentByLabelmap(segmentation_node, segment_id, labelmap, editor.ModificationModeSet, False, False)
+            segment_ids.append(segment_id)
+        written = [(segment_id, segment_array(segmentation_node, segment_id, volume_node)) for segment_id in segment_ids]
+        wanted = [content for (_, mask, _), (_, content) in zip(results, written) if mask.any()]
+        if wanted and not any(content.any() for content in wanted):
             self.logic.Undo()
             raise MedSAMAgentError(
                 "nothing could be written: the Segment Editor's masking settings (editable area or intensity range) "
                 "exclude the whole result; the segmentation was not changed"
             )
-        return segment_id, written
+        return written
 
     def bind(self, segmentation_node, segment_id: str, volume_node) -> None:
         if segmentation_node.GetNodeReference(segmentation_node.GetReferenceImageGeometryReferenceRole()) is None:

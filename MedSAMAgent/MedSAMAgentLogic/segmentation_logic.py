@@ -8,6 +8,10 @@ Every run has three phases so that the widget can keep model work off the GUI th
 Nothing is written unless `compute` finishes: a failure or a cancel leaves the
 segmentation exactly as it was.
 
+Several targets (one per line of the target) run the engine once each and are written as
+new segments, one per target, in a single undo step; a target that fails is reported
+by name and the others are written.
+
 Edits: the logic remembers what it last wrote into each segment. Slices the radiologist
 changed since (or drew before any run) are locked on the next run: kept voxel for voxel and
 given to the segmenter as conditioning masks.
@@ -15,6 +19,7 @@ given to the segmenter as conditioning masks.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -22,11 +27,12 @@ import numpy as np
 
 from MedSAMAgentLib.anatomy import segment_style
 from MedSAMAgentLib.engine.interface import Engine, SegmentationOutcome, SegmentationRequest
-from MedSAMAgentLib.errors import MedSAMAgentError, PromptError
+from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError, PromptError
 from MedSAMAgentLib.io.volumes import Volume
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.progress import CancelCheck, ProgressCallback
 from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, check_prompts, point_from_ras, ras_to_voxel
+from MedSAMAgentLib.targets import parse_targets
 
 from .edits import EditTracker, LastResult, edited_slices
 from .segment_writer import SegmentWriter, segment_array
@@ -66,17 +72,28 @@ class SegmentationJob:
     def __repr__(self) -> str:  # never show the keys
         return f"SegmentationJob(target={self.target!r}, view={self.view!r}, key_slice={self.key_slice}, server_url={self.server_url!r})"
 
+    @property
+    def targets(self) -> list[str]:
+        """One target per line (or ';'-separated)."""
+        return parse_targets(self.target)
+
 
 @dataclass
 class PreparedRun:
-    """Everything `compute` needs, read from the scene on the main thread."""
+    """Everything `compute` needs, read from the scene on the main thread: one request
+    per segment to write (one per target; one otherwise), named by `names`."""
 
     mode: str
     job: SegmentationJob
-    request: SegmentationRequest
+    requests: list[SegmentationRequest]
+    names: list[str]
     volume_node: object
     segmentation_node: object
     segment_id: str | None
+
+    @property
+    def request(self) -> SegmentationRequest:
+        return self.requests[0]
 
     @property
     def volume(self) -> Volume:
@@ -85,11 +102,13 @@ class PreparedRun:
 
 @dataclass
 class RunReport:
-    segment_id: str
+    segment_id: str  # the first segment written
     key_slice: int
     locked_slices: list[int]
     summary: str
     records: list = field(default_factory=list)  # the agent's runs (engine.records.AgentRecord), key slice first
+    segment_ids: list[str] = field(default_factory=list)  # every segment written, in target order
+    failed: list[str] = field(default_factory=list)  # "target: reason" for each target that failed
 
 
 class SegmentationLogic:
@@ -97,9 +116,9 @@ class SegmentationLogic:
         self.scene = scene
         self.writer = SegmentWriter(scene)
         self.edits = EditTracker()
-        # For each write still in the writer's undo history: the segment's previous last
-        # result, so that an undo also takes back what the edit tracker remembers.
-        self._undo_records: list[tuple[str, str, LastResult | None]] = []
+        # For each write still in the writer's undo history: each written segment's previous
+        # last result, so that an undo also takes back what the edit tracker remembers.
+        self._undo_records: list[tuple[str, list[tuple[str, LastResult | None]]]] = []
         self._engine: tuple[tuple, Engine] | None = None
 
     # -- one-call entry points (headless, and the module's self-test) --------------------
@@ -136,9 +155,13 @@ class SegmentationLogic:
             volume=volume, view=view, window=job.window, locked=locked, slice_range=job.slice_range,
             keep_largest_component=job.keep_largest_component, segmenter=job.segmenter,
         )
+        names = [job.segment_name or "Segment"]
         if mode == SEGMENT:
             if job.target:
-                request.target, request.recheck_every = job.target, job.recheck_every
+                names = job.targets
+                if len(names) > 1 and segment_id:
+                    raise PromptError("several targets make one new segment each: choose no segment (a new one) to write into")
+                request.target, request.recheck_every = names[0], job.recheck_every
                 request.key_slice = None if job.find_slice else self._key_slice(job, plane)
             else:
                 request.key_slice, request.prompts = self._markup_prompts(job, volume, plane)
@@ -158,7 +181,8 @@ class SegmentationLogic:
                     f"the segment is empty on {view} slice {request.key_slice}: draw there first, or go to a drawn slice"
                 )
         request.check()
-        return PreparedRun(mode, job, request, volume_node, segmentation_node, segment_id)
+        requests = [request] + [dataclasses.replace(request, target=name) for name in names[1:]]
+        return PreparedRun(mode, job, requests, names, volume_node, segmentation_node, segment_id)
 
     def _current(self, segmentation_node, segment_id, volume_node) -> np.ndarray | None:
         if not segment_id or segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
@@ -206,8 +230,29 @@ class SegmentationLogic:
 
     # -- phase 2: models (any thread, no MRML) ------------------------------------------
     def compute(self, prepared: PreparedRun, progress: ProgressCallback | None = None,
-                cancel: CancelCheck | None = None) -> SegmentationOutcome:
-        return self.engine_for(prepared.job).run(prepared.request, progress=progress, cancel=cancel)
+                cancel: CancelCheck | None = None) -> list[SegmentationOutcome | MedSAMAgentError]:
+        """One outcome per request; with several targets, a target's failure is kept in its
+        place (the others go on), unless every target fails or the user cancels."""
+        engine = self.engine_for(prepared.job)
+        if len(prepared.requests) == 1:
+            return [engine.run(prepared.request, progress=progress, cancel=cancel)]
+        results: list[SegmentationOutcome | MedSAMAgentError] = []
+        count = len(prepared.requests)
+        for number, (name, request) in enumerate(zip(prepared.names, prepared.requests), 1):
+            def step(text, done, total, prefix=f"{name} ({number}/{count})"):
+                if progress is not None:
+                    progress(f"{prefix}: {text}", done, total)
+
+            try:
+                results.append(engine.run(request, progress=step, cancel=cancel))
+            except Cancelled:
+                raise
+            except MedSAMAgentError as error:
+                results.append(error)
+        if all(isinstance(result, MedSAMAgentError) for result in results):
+            reasons = "; ".join(f"{name}: {error}" for name, error in zip(prepared.names, results))
+            raise MedSAMAgentError(f"every target failed; nothing was changed ({reasons})")
+        return results
 
     def engine_for(self, job: SegmentationJob) -> Engine:
         """The job's engine: this computer's, or the server's. Kept while the job's engine
@@ -235,24 +280,33 @@ class SegmentationLogic:
         return LocalEngine(job.segmenter, {job.segmenter: job.checkpoint} if job.checkpoint else {}, job.device, policy, job.runtime)
 
     # -- phase 3: write (main thread) ---------------------------------------------------
-    def apply(self, prepared: PreparedRun, outcome: SegmentationOutcome) -> RunReport:
+    def apply(self, prepared: PreparedRun, outcomes: list[SegmentationOutcome | MedSAMAgentError]) -> RunReport:
         started = time.perf_counter()
-        style = segment_style(prepared.job.target or prepared.job.segment_name or "Segment", prepared.job.segment_name)
+        job, several = prepared.job, len(prepared.names) > 1
+        done = [(name, outcome) for name, outcome in zip(prepared.names, outcomes) if isinstance(outcome, SegmentationOutcome)]
+        failed = [f"{name}: {outcome}" for name, outcome in zip(prepared.names, outcomes) if not isinstance(outcome, SegmentationOutcome)]
+        styles = [segment_style(name, None if several else job.segment_name) for name, _ in done]
         node_id = prepared.segmentation_node.GetID()
-        segment_id, written = self.writer.write(prepared.segmentation_node, prepared.segment_id, prepared.volume_node, outcome.mask, style)
+        writes = [(None if several else prepared.segment_id, outcome.mask, style) for (_, outcome), style in zip(done, styles)]
+        written = self.writer.write_many(prepared.segmentation_node, prepared.volume_node, writes)
         if self._undo_records and self._undo_records[-1][0] != node_id:
             self._undo_records.clear()  # the writer's history starts again for another segmentation
-        self._undo_records.append((node_id, segment_id, self.edits.last(node_id, segment_id)))
+        self._undo_records.append((node_id, [(segment_id, self.edits.last(node_id, segment_id)) for segment_id, _ in written]))
         del self._undo_records[: -self.writer.logic.GetMaximumNumberOfUndoStates()]
         request = prepared.request
-        self.edits.remember(node_id, segment_id, LastResult.of(written, outcome.view, outcome.key_slice, request.slice_range))
-        seconds = outcome.seconds + time.perf_counter() - started
+        for (segment_id, content), (_, outcome) in zip(written, done):
+            self.edits.remember(node_id, segment_id, LastResult.of(content, outcome.view, outcome.key_slice, request.slice_range))
+        seconds = max(outcome.seconds for _, outcome in done) + time.perf_counter() - started
+        summaries = [outcome.summary(prepared.volume.geometry, seconds=seconds) for _, outcome in done]
+        summary = summaries[0] if not several else "; ".join(f"{style.name}: {text}" for style, text in zip(styles, summaries))
         return RunReport(
-            segment_id=segment_id,
-            key_slice=outcome.key_slice,
+            segment_id=written[0][0],
+            key_slice=done[0][1].key_slice,
             locked_slices=sorted(request.locked),
-            summary=outcome.summary(prepared.volume.geometry, seconds=seconds),
-            records=list(outcome.records),
+            summary=summary + "".join(f"; {line} (failed)" for line in failed),
+            records=[record for _, outcome in done for record in outcome.records],
+            segment_ids=[segment_id for segment_id, _ in written],
+            failed=failed,
         )
 
     def undo(self) -> None:
@@ -260,11 +314,12 @@ class SegmentationLogic:
         remembered of the segment before it."""
         self.writer.undo()
         if self._undo_records:
-            node_id, segment_id, previous = self._undo_records.pop()
-            if previous is None:
-                self.edits.forget(node_id, segment_id)
-            else:
-                self.edits.remember(node_id, segment_id, previous)
+            node_id, segments = self._undo_records.pop()
+            for segment_id, previous in segments:
+                if previous is None:
+                    self.edits.forget(node_id, segment_id)
+                else:
+                    self.edits.remember(node_id, segment_id, previous)
 
     def forget_scene(self) -> None:
         """After the scene is closed: node IDs are reused by the next scene, so nothing

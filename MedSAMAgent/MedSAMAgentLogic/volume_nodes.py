@@ -9,6 +9,7 @@ import vtk
 from vtk.util import numpy_support
 
 from MedSAMAgentLib.errors import InputImageError
+from MedSAMAgentLib.io.checks import usable_voxels
 from MedSAMAgentLib.io.volumes import Geometry, Volume, guess_modality
 
 
@@ -18,9 +19,11 @@ def ijk_to_ras(volume_node) -> np.ndarray:
     return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
-def volume_from_node(volume_node) -> Volume:
+def volume_from_node(volume_node, log=print) -> Volume:
     """The engine's view of a scalar volume node. Refuses what the engine cannot segment
-    without resampling: no image, vector or 2D images, a non-linear parent transform."""
+    without resampling: no image, vector or 2D images, a non-linear parent transform; and
+    applies the engine's input rules to the voxels (`io.checks.usable_voxels`: NaN and
+    infinite voxels replaced in a copy, with a note; the node is never changed)."""
     if volume_node is None or volume_node.GetImageData() is None:
         raise InputImageError("select an input volume that holds an image")
     image = volume_node.GetImageData()
@@ -33,8 +36,7 @@ def volume_from_node(volume_node) -> Volume:
     if min(dimensions) <= 1:
         raise InputImageError(f"{volume_node.GetName()} is a 2D image {dimensions}; a 3D volume is needed")
     array = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dimensions[::-1])
-    if array.min() == array.max():
-        raise InputImageError(f"{volume_node.GetName()} is empty: every voxel has the value {array.min()}")
+    array = usable_voxels(array, volume_node.GetName(), log)
     modality = _dicom_modality(volume_node) or guess_modality(array)
     return Volume(array=array, geometry=geometry_of(volume_node), modality=modality, description=volume_node.GetName())
 

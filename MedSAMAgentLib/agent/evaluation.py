@@ -1,7 +1,10 @@
 """`medsam-agent eval`: score a policy on a manifest of images or volumes with ground truth.
 
 Manifest: CSV with a header, or JSON (a list of objects), with columns `image`, `mask`,
-`description` and optionally `slice` and `axis`; paths are relative to the manifest. A 2D
+`description` and optionally `slice`, `axis` and `labels`; paths are relative to the
+manifest. Several targets per case: `description` lists them separated by ';' ("liver;
+spleen") and `mask` is a label map whose label n is the n-th target, or `labels` gives
+each target's label ("6;1"); each target is scored as its own row. A 2D
 image (PNG, JPEG) is one agent loop; a volume is the full flow (key slice from the `slice`
 column, else the ground truth's largest cross-section, else the agent's own search with
 `find_slice`), then propagation.
@@ -71,7 +74,25 @@ def read_manifest(path: Path) -> list[dict]:
             raise InputImageError(f"{path.name}: case {number} lacks {', '.join(missing)}")
         for key in ("image", "mask"):
             row[key] = str((path.parent / row[key]).resolve()) if not Path(row[key]).is_absolute() else row[key]
+        row["targets"] = _targets(row, f"{path.name}: case {number}")
     return rows
+
+
+def _targets(row: dict, where: str) -> list[tuple[str, int | None]]:
+    """(description, label) per target; label None: every non-zero voxel (one target)."""
+    names = [name.strip() for name in str(row["description"]).split(";") if name.strip()]
+    labels = str(row.get("labels") or "").strip()
+    if labels:
+        try:
+            values = [int(value) for value in labels.split(";")]
+        except ValueError:
+            raise InputImageError(f"{where}: labels {labels!r} are not whole numbers separated by ';'") from None
+        if len(values) != len(names):
+            raise InputImageError(f"{where}: {len(names)} targets but {len(values)} labels")
+        return list(zip(names, values))
+    if len(names) == 1:
+        return [(names[0], None)]
+    return [(name, label) for label, name in enumerate(names, 1)]
 
 
 def evaluate(
@@ -87,26 +108,28 @@ def evaluate(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for number, row in enumerate(rows, 1):
-        if progress:
-            progress(f"case {number}/{len(rows)}: {row['description']}", number - 1, len(rows))
-        started = time.perf_counter()
-        try:
-            if row["image"].lower().endswith(IMAGE_SUFFIXES):
-                result = _evaluate_image(number, row, policy, segmenter, tolerance_mm)
-            else:
-                result = _evaluate_volume(number, row, policy, segmenter, tolerance_mm, find_slice)
-        except MedSAMAgentError as error:
-            result = CaseResult(number, row["image"], row["description"], 0.0, 0.0, 0.0, math.inf, 0, 0, "", 0.0, "error", 0.0, str(error))
-        result.seconds = round(time.perf_counter() - started, 2)
-        results.append(result)
+    for number, case in enumerate(rows, 1):
+        for description, label in case["targets"]:
+            row = {**case, "description": description, "label": label}
+            if progress:
+                progress(f"case {number}/{len(rows)}: {description}", number - 1, len(rows))
+            started = time.perf_counter()
+            try:
+                if row["image"].lower().endswith(IMAGE_SUFFIXES):
+                    result = _evaluate_image(number, row, policy, segmenter, tolerance_mm)
+                else:
+                    result = _evaluate_volume(number, row, policy, segmenter, tolerance_mm, find_slice)
+            except MedSAMAgentError as error:
+                result = CaseResult(number, row["image"], description, 0.0, 0.0, 0.0, math.inf, 0, 0, "", 0.0, "error", 0.0, str(error))
+            result.seconds = round(time.perf_counter() - started, 2)
+            results.append(result)
     write_reports(results, output_dir)
     return results
 
 
 def _evaluate_image(number, row, policy, segmenter, tolerance) -> CaseResult:
     image = np.asarray(Image.open(row["image"]).convert("RGB"))
-    truth = np.asarray(Image.open(row["mask"]).convert("L")) > 0
+    truth = _of_target(np.asarray(Image.open(row["mask"]).convert("L")), row)
     if truth.shape != image.shape[:2]:
         raise InputImageError(f"case {number}: mask {truth.shape} and image {image.shape[:2]} differ in size")
     trajectory = run_agent(image, row["description"], policy, segmenter, truth=truth)
@@ -121,7 +144,8 @@ def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> C
     if reference.geometry.size != volume.geometry.size:
         raise InputImageError(f"case {number}: the mask's grid {reference.geometry.size} differs from the image's {volume.geometry.size}")
     frames = slice_frames(volume, row.get("axis") or "axial", target=row["description"])
-    truth = frames.plane.to_display(reference.array > 0)
+    expected = _of_target(reference.array, row)
+    truth = frames.plane.to_display(expected)
     if row.get("slice") not in (None, ""):
         key = int(row["slice"])
     elif find_slice:
@@ -130,9 +154,13 @@ def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> C
         key = int(np.argmax(truth.sum(axis=(1, 2))))
     outcome = segment_with_agent(volume, frames, segmenter, policy, AgentRequest(row["description"], key_slice=key), truth=truth)
     mask = outcome.segmentation.mask
-    expected = reference.array > 0
     nsd, hd95 = surface_metrics(mask, expected, volume.geometry.spacing[::-1], tolerance)
     return _case(number, row, mask, expected, nsd, hd95, outcome.key_trajectory, truth[outcome.key_slice])
+
+
+def _of_target(labels: np.ndarray, row: dict) -> np.ndarray:
+    """The row's target in a mask: every non-zero voxel, or those of its label."""
+    return labels > 0 if row.get("label") is None else labels == row["label"]
 
 
 def _case(number, row, mask, truth, nsd, hd95, trajectory: Trajectory, key_truth) -> CaseResult:

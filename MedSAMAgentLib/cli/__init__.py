@@ -2,7 +2,9 @@
 demo, serve the models to a department, and manage the server's keys and store.
 
 Every user error ends with one line on stderr starting with 'error:' and exit status 2;
-nothing is written unless the whole run succeeds. Importing this package loads no model
+nothing is written unless the whole run succeeds. With several targets, a target that
+fails gets its own 'error:' line, the others are written, and the status is 3
+(`EXIT_SOME_TARGETS_FAILED`). Importing this package loads no model
 code, so that a client-only install (no torch) runs `segment --server`.
 """
 
@@ -14,8 +16,10 @@ import warnings
 
 from ..errors import MedSAMAgentError
 from . import demo, evaluate, segment, serving
+from .targets import EXIT_SOME_TARGETS_FAILED
 
 EXIT_USER_ERROR = 2
+__all__ = ["EXIT_SOME_TARGETS_FAILED", "EXIT_USER_ERROR", "build_parser", "main"]
 RUNNERS = {
     "segment": segment.run,
     "eval": evaluate.run,

@@ -12,7 +12,8 @@ from .progress_bar import ProgressBar
 
 def add_parser(commands) -> argparse.ArgumentParser:
     evaluation = commands.add_parser("eval", help="score an agent policy on a manifest of cases with ground truth")
-    evaluation.add_argument("manifest", type=Path, help="CSV or JSON with image, mask, description [, slice, axis]")
+    evaluation.add_argument("manifest", type=Path, help="CSV or JSON with image, mask, description [, slice, axis, labels]; "
+                            "several targets per case: description \"liver; spleen\" and a label map")
     evaluation.add_argument("-o", "--output-dir", type=Path, required=True)
     add_agent_options(evaluation)
     evaluation.add_argument("--tolerance", type=float, default=2.0, help="surface Dice tolerance in mm (pixels for 2D images)")

@@ -1,23 +1,27 @@
-"""`medsam-agent segment`: one structure in a volume, from prompts or from a description,
-on this computer or on a server (`--server URL`)."""
+"""`medsam-agent segment`: one structure in a volume from prompts, or one or several from
+their descriptions (`cli.targets`), on this computer or on a server (`--server URL`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from ..errors import MedSAMAgentError, OutputError, PromptError
 from ..orientation import VIEWS
-from .options import SERVER_KEY_ENV, add_agent_options, add_model_options, engine_from_args, info
+from ..targets import parse_targets
+from .options import DEFAULT_POLICY, SERVER_KEY_ENV, add_agent_options, add_model_options, engine_from_args, info
 from .progress_bar import ProgressBar
 from .prompt_options import prompts_from_args
+from .targets import EXIT_SOME_TARGETS_FAILED, folder_name, read_ground_truths, report_failures, run_targets
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
-    segment = commands.add_parser("segment", help="segment one structure in a volume")
-    segment.add_argument("input", type=Path, help="NIfTI, NRRD/NHDR, MHA/MHD file or DICOM series folder")
-    segment.add_argument("-o", "--output", type=Path, required=True, help=".seg.nrrd, .nii.gz, .nii, .nrrd or .mha")
+    segment = commands.add_parser("segment", help="segment one or several structures in a volume")
+    segment.add_argument("input", type=Path, help="NIfTI, NRRD/NHDR, MHA/MHD file, DICOM series folder or multi-frame DICOM file")
+    segment.add_argument("-o", "--output", type=Path, required=True,
+                         help=".seg.nrrd, .nii.gz, .nii, .nrrd, .mha, or .dcm (DICOM SEG, for a DICOM input)")
     segment.add_argument("--slice", type=int, help="key slice: voxel index along the array axis closest to --axis")
     segment.add_argument("--axis", choices=VIEWS, default="axial")
     segment.add_argument("--box", type=float, nargs=4, metavar=("I0", "J0", "I1", "J1"),
@@ -36,10 +40,13 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_model_options(segment)
     segment.add_argument("--server", metavar="URL", help=f"run on a MedSAM-Agent server (its key in ${SERVER_KEY_ENV})")
     agent = segment.add_argument_group("agent", "let MedSAM-Agent place the prompts from a description")
-    agent.add_argument("--target", help='what to segment, e.g. "right kidney in abdomen CT"')
+    agent.add_argument("--target", action="append", help='what to segment, e.g. "right kidney in abdomen CT"; several: '
+                                                      '"liver; spleen" or --target repeated (one segment each)')
     agent.add_argument("--find-slice", action="store_true", help="let the agent find the key slice")
     add_agent_options(agent)
-    agent.add_argument("--gt", type=Path, help="ground-truth mask on the input grid (for --policy clinician)")
+    agent.add_argument("--gt", type=Path, action="append", default=[],
+                       help="ground-truth mask on the input grid (for --policy clinician): one per target, or one label map "
+                            "whose label n is the n-th target")
     agent.add_argument("--recheck", type=int, metavar="N", help="let the agent review the propagated mask every N slices")
     agent.add_argument("--save-trajectory", type=Path, metavar="DIR", help="write every turn as JSON and PNG")
     segment.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
@@ -50,44 +57,82 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..anatomy import segment_style
+    from ..io.dicom_seg import check_dicom_output
     from ..io.volumes import read_volume
-    from ..io.writers import check_output_path, output_suffix, write_segmentation
+    from ..io.writers import check_output_path, output_paths, output_suffix, write_segments
     from ..orientation import SlicePlane
 
     started = time.perf_counter()
-    output_suffix(args.output)
-    output = check_output_path(args.output, args.overwrite, protected=[args.input])
+    targets = parse_targets(args.target)
+    if args.target and not targets:
+        raise PromptError('--target is empty: say what to segment, e.g. "liver; spleen"')
+    several = len(targets) > 1
+    if several and args.name:
+        raise PromptError("--name names one segment; with several targets each segment is named after its target")
+    for path in output_paths(args.output, several):
+        check_output_path(path, args.overwrite, protected=[args.input])
+    output = Path(args.output)
     if args.montage:
         check_output_path(args.montage, args.overwrite, protected=[args.input, args.output])
     if args.save_trajectory:
         _check_trajectory_folder(args.save_trajectory, args.overwrite)
-    if not args.target:
+    if not targets:
         _refuse_agent_options(args)
-    engine = engine_from_args(args, with_agent=bool(args.target))
+    engine = engine_from_args(args, with_agent=bool(targets))
     volume = read_volume(args.input, series_uid=args.series_uid, log=info)
+    if output_suffix(output) == ".dcm":
+        check_dicom_output(volume, output)
     plane = SlicePlane.for_view(volume.geometry, args.axis)
-    request = _agent_request(args, volume, plane) if args.target else _prompt_request(args, volume, plane)
+    if targets:
+        truths = read_ground_truths(args.gt, targets, volume, plane) if args.gt else [None] * len(targets)
+        requests = [(target, _agent_request(args, volume, plane, target, truth)) for target, truth in zip(targets, truths)]
+    else:
+        requests = [(args.name or "Segment", _prompt_request(args, volume, plane))]
     info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}; running on {engine.describe()}")
     with ProgressBar() as bar:
         try:
-            outcome = engine.run(request, progress=bar.update)
+            results = run_targets(engine, requests, bar.update, info)
         except MedSAMAgentError as error:
             if args.save_trajectory and error.records:
                 folder = _save_records(error.records, args.save_trajectory, {"status": "failed", "error": str(error)})
                 raise type(error)(f"{error} (the agent's record is in {folder})") from None
             raise
-    if args.target:
-        _report_agent(args, outcome)
-    style = segment_style(args.target or args.name or "Segment", args.name)
-    write_segmentation(outcome.mask, volume, output, style)
+    if args.save_trajectory and several:
+        for result in results:
+            if result.error is not None and result.error.records:
+                _save_records(result.error.records, args.save_trajectory / folder_name(result.target),
+                              {"status": "failed", "error": str(result.error)})
+    failed = report_failures(results, lambda line: print(f"error: {line}", file=sys.stderr))
+    done = [result for result in results if result.outcome is not None]
+    for result in done:
+        if targets:
+            folder = args.save_trajectory / folder_name(result.target) if args.save_trajectory and several else args.save_trajectory
+            _report_agent(args, result.outcome, folder)
+    styles = [segment_style(result.target, args.name) for result in done]
+    write_segments([(result.outcome.mask, style) for result, style in zip(done, styles)], volume, output, _provenance(args, targets),
+                   sidecar=several)
     if args.montage:
         from ..montage import montage
         from ..segmenters.base import slice_frames
 
-        frames = slice_frames(volume, args.axis, args.window, target=args.target)
-        montage(frames, plane.to_display(outcome.mask), args.montage)
-    info(f"wrote {output}: {outcome.summary(volume.geometry, seconds=time.perf_counter() - started)}")
-    return 0
+        union = sum(result.outcome.mask.astype(bool) for result in done).astype(bool)
+        frames = slice_frames(volume, args.axis, args.window, target=targets[0] if targets else None)
+        montage(frames, plane.to_display(union), args.montage)
+    seconds = time.perf_counter() - started
+    for result, style in zip(done, styles):
+        info(f"wrote {output}" + (f" [{style.name}]" if several else "") + f": {result.outcome.summary(volume.geometry, seconds=seconds)}")
+    return EXIT_SOME_TARGETS_FAILED if failed else 0
+
+
+def _provenance(args, targets):
+    from ..io.dicom_seg import Provenance
+    from ..segmenters import DEFAULT_SEGMENTER
+
+    segmenter = args.segmenter or ("server default" if args.server else DEFAULT_SEGMENTER)
+    if not targets:
+        return Provenance(segmenter, None)
+    policy = "the server's agent" if args.server else (args.policy or DEFAULT_POLICY) + (f" {args.agent_model}" if args.agent_model else "")
+    return Provenance(segmenter, policy)
 
 
 def _prompt_request(args, volume, plane):
@@ -107,25 +152,23 @@ def _prompt_request(args, volume, plane):
     )
 
 
-def _agent_request(args, volume, plane):
+def _agent_request(args, volume, plane, target: str, truth):
     from ..engine.interface import SegmentationRequest
 
     if args.box or args.box_ras or args.point or args.point_ras:
         raise PromptError("give either --target (the agent places the prompts) or --box/--point, not both")
     if (args.slice is None) == (not args.find_slice):
         raise PromptError("with --target, give the key slice with --slice K, or --find-slice to let the agent find it")
-    truth = _ground_truth(args.gt, volume, plane) if args.gt else None
     if args.policy == "clinician" and truth is None:
         raise PromptError("--policy clinician simulates a clinician from the ground truth: give it with --gt MASK")
     if truth is not None and args.server:
         raise PromptError("--gt feeds the simulated clinician, which runs on this computer only; drop --server")
-    info(f"target: {args.target!r}")
     return SegmentationRequest(
         volume=volume,
         view=args.axis,
         window=args.window,
         key_slice=None if args.find_slice else plane.check_slice(args.slice),
-        target=args.target,
+        target=target,
         slice_range=tuple(args.range) if args.range else None,
         keep_largest_component=not args.all_components,
         segmenter=args.segmenter,
@@ -141,15 +184,15 @@ def _refuse_agent_options(args) -> None:
         raise PromptError(f"{', '.join(used)} apply to the agent: give --target too")
 
 
-def _report_agent(args, outcome) -> None:
+def _report_agent(args, outcome, trajectory_folder: Path | None) -> None:
     key = outcome.records[0]
     line = f"key slice {outcome.key_slice}: {key.actions} actions, {key.invalid_turns} invalid turns, ended by {key.end_reason}"
     if args.recheck:
         reviews = sum(1 for record in outcome.records if record.role == "review")
         line += f"; {reviews} slices reviewed, {len(outcome.corrections)} corrected"
     info(line)
-    if args.save_trajectory:
-        info(f"wrote {_save_records(outcome.records, args.save_trajectory, {'status': 'done', 'key_slice': outcome.key_slice})}")
+    if trajectory_folder:
+        info(f"wrote {_save_records(outcome.records, trajectory_folder, {'status': 'done', 'key_slice': outcome.key_slice})}")
 
 
 def _save_records(records, folder: Path, outcome: dict) -> Path:
@@ -165,17 +208,3 @@ def _check_trajectory_folder(folder: Path, overwrite: bool) -> None:
         raise OutputError(f"{folder} already holds a trajectory; pass --overwrite to replace it")
     if not folder.parent.exists():
         raise OutputError(f"folder {folder.parent} does not exist")
-
-
-def _ground_truth(path, volume, plane):
-    import numpy as np
-
-    from ..io.volumes import read_volume
-
-    truth = read_volume(path, log=lambda _: None)
-    same_grid = truth.geometry.size == volume.geometry.size and np.allclose(
-        truth.geometry.ijk_to_lps(), volume.geometry.ijk_to_lps(), atol=1e-3
-    )
-    if not same_grid:
-        raise PromptError(f"the ground truth {path} is not on the input's voxel grid (size {truth.geometry.size})")
-    return plane.to_display(truth.array > 0)

@@ -1,1 +1,3 @@
-"""Volumes in (`volumes`) and segmentations out (`writers`), with their exact geometry."""
+"""Volumes in (`volumes`; DICOM in `dicom` and `dicom_grid`) under one set of input rules
+(`checks`), and segmentations out (`writers`; DICOM SEG in `dicom_seg`), with their exact
+geometry."""

@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputImageError
+from .checks import check_file_complete, usable_voxels
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + (".nrrd", ".nhdr", ".mha", ".mhd")
@@ -92,7 +93,9 @@ class Geometry:
 
 @dataclass
 class Volume:
-    """A 3D scalar image with its geometry and what is known of its modality."""
+    """A 3D scalar image with its geometry and what is known of its modality. A volume read
+    from DICOM keeps `dicom` (its source series, for a DICOM SEG); it never leaves this
+    computer (a server receives voxels, geometry and modality only)."""
 
     array: np.ndarray  # (k, j, i)
     geometry: Geometry
@@ -100,6 +103,7 @@ class Volume:
     description: str = ""
     source_path: Path | None = None
     nifti_header: object | None = field(default=None, repr=False)
+    dicom: object | None = field(default=None, repr=False)  # io.dicom.DicomSource
 
     def __post_init__(self):
         if self.array.shape != self.geometry.array_shape:
@@ -108,31 +112,35 @@ class Volume:
 
 def read_volume(path: str | os.PathLike, series_uid: str | None = None, log=print) -> Volume:
     """Read a 3D volume from a file or a DICOM folder; raise InputImageError with a clear
-    message for anything that is not a usable 3D scalar volume."""
+    message for anything that is not a usable 3D scalar volume, exactly placed (see
+    `checks` and `dicom_grid` for the rules)."""
     path = Path(path)
     if not path.exists():
         raise InputImageError(f"input not found: {path}")
-    if path.is_dir():
-        image, modality, description = _read_dicom_folder(path, series_uid, log)
+    if path.is_dir() or path.name.lower().endswith(".dcm"):
+        from .dicom import read_dicom
+
+        array, geometry, modality, description, dicom = read_dicom(path, series_uid, log)
         nifti_header = None
     else:
         if series_uid:
-            raise InputImageError("--series-uid applies to a DICOM folder, not to a single file")
+            raise InputImageError("--series-uid applies to DICOM, not to a single file")
         image = _read_file(path)
+        _check_is_scalar_3d(image, path)
+        array, geometry = sitk.GetArrayFromImage(image), Geometry.from_image(image)
         nifti_header = _nifti_header(path)
-        modality, description = None, path.name
-    _check_is_scalar_3d(image, path)
-    array = sitk.GetArrayFromImage(image)
-    _check_not_empty(array, path)
+        modality, description, dicom = None, path.name, None
+    array = usable_voxels(array, path.name, log)
     if modality is None:
         modality = guess_modality(array)
     return Volume(
         array=array,
-        geometry=Geometry.from_image(image),
+        geometry=geometry,
         modality=modality,
         description=description,
         source_path=path,
         nifti_header=nifti_header,
+        dicom=dicom,
     )
 
 
@@ -148,11 +156,12 @@ def guess_modality(array: np.ndarray) -> str:
 
 def _read_file(path: Path) -> sitk.Image:
     name = path.name.lower()
-    if not name.endswith(VOLUME_SUFFIXES) and not name.endswith(".dcm"):
+    if not name.endswith(VOLUME_SUFFIXES):
         raise InputImageError(
             f"{path.name}: unsupported file type; give a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), "
-            "MetaImage (.mha, .mhd) file or a DICOM series folder"
+            "MetaImage (.mha, .mhd) file, a DICOM series folder or a multi-frame DICOM file"
         )
+    check_file_complete(path)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as error:
@@ -166,56 +175,6 @@ def _nifti_header(path: Path):
     import nibabel
 
     return nibabel.load(str(path)).header.copy()
-
-
-def _read_dicom_folder(folder: Path, series_uid: str | None, log) -> tuple[sitk.Image, str | None, str]:
-    series = find_dicom_series(folder)
-    if not series:
-        raise InputImageError(f"{folder}: no DICOM series found in this folder or its subfolders")
-    if series_uid is not None:
-        if series_uid not in series:
-            known = ", ".join(sorted(series))
-            raise InputImageError(f"series {series_uid} is not in {folder}; found: {known}")
-        chosen = series_uid
-    else:
-        chosen = max(series, key=lambda uid: (len(series[uid]), uid))
-    files = series[chosen]
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    reader.MetaDataDictionaryArrayUpdateOn()
-    try:
-        image = reader.Execute()
-    except RuntimeError as error:
-        raise InputImageError(f"cannot read DICOM series {chosen}: {_first_line(str(error))}") from None
-    modality = _dicom_tag(reader, "0008|0060")
-    description = _dicom_tag(reader, "0008|103e") or ""
-    others = len(series) - 1
-    log(
-        f"DICOM: using series {chosen} ({len(files)} slices"
-        + (f", {description}" if description else "")
-        + ")"
-        + (f"; {others} other series ignored (choose with --series-uid)" if others else "")
-    )
-    modality = {"CT": "CT", "MR": "MR"}.get((modality or "").strip().upper(), None)
-    return image, modality, description or f"DICOM series {chosen}"
-
-
-def find_dicom_series(folder: Path) -> dict[str, list[str]]:
-    """Series instance UID -> sorted file list, over the folder and its subfolders."""
-    series: dict[str, list[str]] = {}
-    for directory, _, files in os.walk(folder):
-        if not files:
-            continue
-        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(directory):
-            names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(directory, uid)
-            series.setdefault(uid, []).extend(names)
-    return series
-
-
-def _dicom_tag(reader: sitk.ImageSeriesReader, tag: str) -> str | None:
-    if reader.HasMetaDataKey(0, tag):
-        return reader.GetMetaData(0, tag).strip()
-    return None
 
 
 def _check_is_scalar_3d(image: sitk.Image, path: Path) -> None:
@@ -232,16 +191,6 @@ def _check_is_scalar_3d(image: sitk.Image, path: Path) -> None:
             f"{path.name} is a {dimension}D image (size {image.GetSize()}); a single 3D volume is needed "
             "(split time series or multi-channel images first)"
         )
-
-
-def _check_not_empty(array: np.ndarray, path: Path) -> None:
-    if array.size == 0:
-        raise InputImageError(f"{path.name} has no voxels")
-    low, high = array.min(), array.max()
-    if low == high:
-        raise InputImageError(f"{path.name} is empty: every voxel has the value {low}")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise InputImageError(f"{path.name} contains NaN or infinite voxels")
 
 
 def _first_line(text: str) -> str:

@@ -1,10 +1,15 @@
-"""Segmentations out: NIfTI, NRRD, MetaImage and Slicer `.seg.nrrd`, always on the input's
-exact voxel grid, written atomically.
+"""Segmentations out: NIfTI, NRRD, MetaImage, Slicer `.seg.nrrd` and DICOM SEG, always on
+the input's exact voxel grid, written atomically.
 
-A NIfTI output of a NIfTI input reuses the input's header (affine, qform/sform codes) so
-the geometry is byte-for-byte the input's. Writes go to a temporary file in the target
-folder and are renamed into place only when complete; the input is never overwritten
-and an existing output is replaced only when asked.
+One or several segments (one per target): `.seg.nrrd` and DICOM SEG hold one segment
+each (overlaps kept: a `.seg.nrrd` puts overlapping segments in separate layers, as
+Slicer does); NIfTI, NRRD and MetaImage hold a label map (label n for the n-th segment; a
+voxel claimed by several segments gets the first one's label) and, for several segments,
+a sidecar `NAME.labels.tsv` beside it (label, name, code, colour). A NIfTI output of a
+NIfTI input reuses the input's header (affine, qform/sform codes) so the geometry is
+byte-for-byte the input's. Writes go to temporary files in the target folder and are
+renamed into place only when all are complete; the input is never overwritten and an
+existing output is replaced only when asked.
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ import SimpleITK as sitk
 
 from ..anatomy import SegmentStyle
 from ..errors import OutputError
+from .dicom_seg import Provenance, check_dicom_output, write_dicom_seg
 from .volumes import Geometry, Volume
 
-OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha")
+OUTPUT_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+SIDECAR_SUFFIX = ".labels.tsv"
+Segments = list[tuple[np.ndarray, SegmentStyle]]
 
 
 def output_suffix(path: Path) -> str:
@@ -31,6 +40,16 @@ def output_suffix(path: Path) -> str:
     raise OutputError(
         f"{path.name}: unsupported output type; use one of {', '.join(OUTPUT_SUFFIXES)}"
     )
+
+
+def output_paths(path: Path, several: bool) -> list[Path]:
+    """Every file a result writes: the output, and the sidecar of a label map when the
+    result is of `several` targets."""
+    path = Path(path)
+    suffix = output_suffix(path)
+    if several and suffix in LABEL_MAP_SUFFIXES:
+        return [path, path.with_name(path.name[: -len(suffix)] + SIDECAR_SUFFIX)]
+    return [path]
 
 
 def check_output_path(path: Path, overwrite: bool, protected: list[Path]) -> Path:
@@ -52,42 +71,77 @@ def check_output_path(path: Path, overwrite: bool, protected: list[Path]) -> Pat
     return path
 
 
-def write_segmentation(mask: np.ndarray, volume: Volume, path: Path, style: SegmentStyle) -> Path:
+def write_segmentation(mask: np.ndarray, volume: Volume, path: Path, style: SegmentStyle, provenance: Provenance | None = None) -> Path:
     """Write a (k, j, i) binary mask on `volume`'s grid to `path` (format from the suffix)."""
-    if mask.shape != volume.geometry.array_shape:
-        raise ValueError(f"mask shape {mask.shape} differs from the volume {volume.geometry.array_shape}")
-    labels = mask.astype(np.uint8)
+    return write_segments([(mask, style)], volume, path, provenance)[0]
+
+
+def write_segments(segments: Segments, volume: Volume, path: Path, provenance: Provenance | None = None,
+                   sidecar: bool | None = None) -> list[Path]:
+    """Write one segment per (mask, style) to `path` (format from the suffix) and, for a
+    label map, its sidecar when `sidecar` says so (default: for several segments; a run of
+    several targets of which one survived still says which it is); returns the files."""
+    for mask, _ in segments:
+        if mask.shape != volume.geometry.array_shape:
+            raise ValueError(f"mask shape {mask.shape} differs from the volume {volume.geometry.array_shape}")
     path = Path(path)
     suffix = output_suffix(path)
     if suffix == ".seg.nrrd":
-        return _atomic(path, suffix, lambda temp: _write_seg_nrrd(labels, volume.geometry, temp, style))
-    if suffix in (".nii", ".nii.gz") and volume.nifti_header is not None:
-        return _atomic(path, suffix, lambda temp: _write_nifti_like_input(labels, volume, temp))
-    return _atomic(path, suffix, lambda temp: _write_sitk(labels, volume.geometry, temp))
+        return _atomic([path], lambda temps: _write_seg_nrrd(segments, volume.geometry, temps[0]))
+    if suffix == ".dcm":
+        check_dicom_output(volume, path)
+        return _atomic([path], lambda temps: write_dicom_seg(segments, volume, temps[0], provenance or Provenance("unspecified", None)))
+    labels = label_map([mask for mask, _ in segments])
+    paths = output_paths(path, len(segments) > 1 if sidecar is None else sidecar)
+
+    def write(temps: list[Path]) -> None:
+        if suffix in (".nii", ".nii.gz") and volume.nifti_header is not None:
+            _write_nifti_like_input(labels, volume, temps[0])
+        else:
+            _write_sitk(labels, volume.geometry, temps[0])
+        if len(temps) > 1:
+            _write_sidecar([style for _, style in segments], temps[1])
+
+    return _atomic(paths, write)
+
+
+def label_map(masks: list[np.ndarray]) -> np.ndarray:
+    """uint8 labels: n for the n-th mask; the first mask claiming a voxel keeps it."""
+    if len(masks) > 255:
+        raise OutputError(f"{len(masks)} segments do not fit a label map (at most 255); write .seg.nrrd or DICOM SEG")
+    labels = np.zeros(masks[0].shape, np.uint8)
+    for number in range(len(masks), 0, -1):
+        labels[np.asarray(masks[number - 1], bool)] = number
+    return labels
 
 
 def write_volume(volume: Volume, path: Path) -> Path:
     """Save the volume itself (the demo writes its generated sample next to the result)."""
-    suffix = output_suffix(path)
-    return _atomic(path, suffix, lambda temp: _write_sitk(volume.array, volume.geometry, temp))
+    return _atomic([path], lambda temps: _write_sitk(volume.array, volume.geometry, temps[0]))[0]
 
 
-def _atomic(path: Path, suffix: str, write) -> Path:
-    path = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
-    os.close(handle)
-    temp = Path(temp_name)
+def _atomic(paths: list[Path], write) -> list[Path]:
+    """Run `write` on temporary files beside `paths`, then rename them all into place."""
+    temps = []
     try:
-        write(temp)
-        os.replace(temp, path)
-    except (OSError, RuntimeError) as error:
-        temp.unlink(missing_ok=True)
+        for path in paths:
+            suffix = output_suffix(path) if path.name.lower().endswith(OUTPUT_SUFFIXES) else path.suffix
+            handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
+            os.close(handle)
+            temps.append(Path(temp_name))
+        write(temps)
+        for temp, path in zip(temps, paths):
+            os.replace(temp, path)
+    except (OSError, RuntimeError, ValueError) as error:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else error.__class__.__name__
-        raise OutputError(f"cannot write {path}: {reason}") from None
+        raise OutputError(f"cannot write {paths[0]}: {reason}") from None
     except BaseException:
-        temp.unlink(missing_ok=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
         raise
-    return path
+    return list(paths)
 
 
 def _image(array: np.ndarray, geometry: Geometry) -> sitk.Image:
@@ -111,33 +165,55 @@ def _write_nifti_like_input(labels: np.ndarray, volume: Volume, temp: Path) -> N
     nibabel.save(image, str(temp))
 
 
-def _write_seg_nrrd(labels: np.ndarray, geometry: Geometry, temp: Path, style: SegmentStyle) -> None:
-    """A single-segment Slicer segmentation: a uint8 labelmap with Slicer's segment fields."""
-    image = _image(labels, geometry)
-    extent = _extent(labels)
-    tags = "Segmentation.Status:inprogress|"
-    if style.terminology:
-        tags += f"TerminologyEntry:{style.terminology}|"
-    fields = {
-        "Segment0_ID": _segment_id(style.name),
-        "Segment0_Name": style.name,
-        "Segment0_NameAutoGenerated": "0",
-        "Segment0_Color": " ".join(f"{c:g}" for c in style.colour),
-        "Segment0_ColorAutoGenerated": "0",
-        "Segment0_LabelValue": "1",
-        "Segment0_Layer": "0",
-        "Segment0_Extent": " ".join(str(v) for v in extent),
-        "Segment0_Tags": tags,
+def _write_seg_nrrd(segments: Segments, geometry: Geometry, temp: Path) -> None:
+    """A Slicer segmentation: one segment per mask, with name, colour, terminology and
+    status; overlapping segments go to separate layers (a 4D NRRD), as Slicer saves them."""
+    layers: list[np.ndarray] = []
+    fields = {}
+    for number, (mask, style) in enumerate(segments):
+        mask = np.asarray(mask, bool)
+        layer = next((index for index, labels in enumerate(layers) if not labels[mask].any()), len(layers))
+        if layer == len(layers):
+            layers.append(np.zeros(mask.shape, np.uint8))
+        value = int(layers[layer].max()) + 1
+        layers[layer][mask] = value
+        tags = "Segmentation.Status:inprogress|" + (f"TerminologyEntry:{style.terminology}|" if style.terminology else "")
+        prefix = f"Segment{number}_"
+        fields.update({
+            prefix + "ID": _segment_id(style.name, number),
+            prefix + "Name": style.name,
+            prefix + "NameAutoGenerated": "0",
+            prefix + "Color": " ".join(f"{c:g}" for c in style.colour),
+            prefix + "ColorAutoGenerated": "0",
+            prefix + "LabelValue": str(value),
+            prefix + "Layer": str(layer),
+            prefix + "Extent": " ".join(str(v) for v in _extent(mask)),
+            prefix + "Tags": tags,
+        })
+    fields.update({
         "Segmentation_MasterRepresentation": "Binary labelmap",
         "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
         "Segmentation_ReferenceImageExtentOffset": "0 0 0",
         "Segmentation_ConversionParameters": (
             f"Reference image geometry|{_serialised_geometry(geometry)}|Image geometry description&"
         ),
-    }
+    })
+    if len(layers) == 1:
+        image = _image(layers[0], geometry)
+    else:
+        image = geometry.apply_to(sitk.GetImageFromArray(np.stack(layers, axis=-1), isVector=True))
     for key, value in fields.items():
         image.SetMetaData(key, value)
     sitk.WriteImage(image, str(temp), useCompression=True)
+
+
+def _write_sidecar(styles: list[SegmentStyle], temp: Path) -> None:
+    rows = ["label\tname\tcode\tcategory\tcolour"]
+    for label, style in enumerate(styles, 1):
+        colour = " ".join(str(round(255 * c)) for c in style.colour)
+        category = f"{style.category.scheme_designator}^{style.category.value}^{style.category.meaning}"
+        rows.append(f"{label}\t{style.name}\t{style.code_text}\t{category}\t{colour}")
+    temp.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 def _extent(labels: np.ndarray) -> list[int]:
@@ -162,6 +238,6 @@ def _serialised_geometry(geometry: Geometry) -> str:
     return ";".join(values) + ";"
 
 
-def _segment_id(name: str) -> str:
+def _segment_id(name: str, number: int) -> str:
     cleaned = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
-    return cleaned or "Segment_1"
+    return f"{cleaned or 'Segment'}_{number + 1}" if number else (cleaned or "Segment_1")

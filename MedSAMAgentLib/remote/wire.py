@@ -24,6 +24,7 @@ import numpy as np
 from ..engine.interface import SegmentationOutcome, SegmentationRequest
 from ..engine.records import AgentRecord
 from ..errors import MedSAMAgentError
+from ..io.checks import usable_voxels
 from ..io.volumes import Geometry, Volume
 from ..prompts import Box, Point, SlicePrompts
 
@@ -126,6 +127,9 @@ def decode_volume(blob: bytes, expected_digest: str, max_voxel_bytes: int) -> Vo
     digest = _digest(header, voxels)
     if digest != expected_digest:
         raise DigestMismatchError(f"the volume's content has SHA-256 {digest[:12]}..., not {expected_digest[:12]}... as it was sent")
+    # The input rules a local run applies (NaN and infinite voxels, a constant volume); the
+    # client has applied them already, so its notes were shown where the user sees them.
+    voxels = usable_voxels(voxels, f"volume {digest[:12]}", log=None)
     return Volume(array=voxels, geometry=geometry, modality=modality, description=f"volume {digest[:12]}")
 
 

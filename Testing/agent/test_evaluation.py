@@ -29,13 +29,19 @@ def manifest(tmp_path, phantom):
         Image.fromarray(frames[index]).save(tmp_path / f"{organ}.png")
         Image.fromarray(truth.astype(np.uint8) * 255).save(tmp_path / f"{organ}_mask.png")
         rows.append({"image": f"{organ}.png", "mask": f"{organ}_mask.png", "description": organ})
+    # Several targets in one case: a label map (right kidney 2, liver 1) and the labels column.
+    kidney, liver = (frames.plane.to_display(organs[organ]) for organ in ("right kidney", "liver"))
+    both = int(np.argmax(np.minimum(kidney.sum(axis=(1, 2)), liver.sum(axis=(1, 2)))))
+    Image.fromarray(frames[both]).save(tmp_path / "both.png")
+    Image.fromarray((kidney[both] * 2 + liver[both] * (1 - kidney[both])).astype(np.uint8)).save(tmp_path / "both_labels.png")
+    rows.append({"image": "both.png", "mask": "both_labels.png", "description": "right kidney; liver", "labels": "2;1"})
     sitk.WriteImage(volume.geometry.apply_to(sitk.GetImageFromArray(volume.array)), str(tmp_path / "ct.nrrd"))
     kidney = volume.geometry.apply_to(sitk.GetImageFromArray(organs["right kidney"].astype(np.uint8)))
     sitk.WriteImage(kidney, str(tmp_path / "kidney.nrrd"))
     rows.append({"image": "ct.nrrd", "mask": "kidney.nrrd", "description": "right kidney"})
     path = tmp_path / "manifest.csv"
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["image", "mask", "description"])
+        writer = csv.DictWriter(handle, fieldnames=["image", "mask", "description", "labels"])
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -47,17 +53,18 @@ def test_eval_writes_per_case_and_summary_tables(tmp_path, manifest, litemedsam,
     assert cli.main(["eval", str(manifest), "-o", str(out), "--policy", "clinician", "--tolerance", "2"]) == 0
     with open(out / "cases.csv") as handle:
         cases = list(csv.DictReader(handle))
-    assert len(cases) == 3 and not any(case["error"] for case in cases)
+    assert len(cases) == 5 and not any(case["error"] for case in cases)
+    assert [(case["case"], case["description"]) for case in cases[2:4]] == [("3", "right kidney"), ("3", "liver")]
     for case in cases:
         assert 0.85 <= float(case["dice"]) <= 1 and 0 < float(case["iou"]) <= float(case["dice"])
         assert 0.5 <= float(case["nsd"]) <= 1 and math.isfinite(float(case["hd95"]))
         assert 1 <= int(case["actions"]) <= 5 and case["round_dice"]
         assert 0.2 <= float(case["reward"]) <= 1
-    assert cases[2]["image"].endswith("ct.nrrd")  # the volume case ran the whole flow
+    assert cases[4]["image"].endswith("ct.nrrd")  # the volume case ran the whole flow
     with open(out / "summary.csv") as handle:
         summary = {row["description"]: row for row in csv.DictReader(handle)}
-    assert set(summary) == {"right kidney", "liver", "overall"} and summary["overall"]["cases"] == "3"
-    assert summary["right kidney"]["cases"] == "2"
+    assert set(summary) == {"right kidney", "liver", "overall"} and summary["overall"]["cases"] == "5"
+    assert summary["right kidney"]["cases"] == "3"
     assert (out / "summary.md").read_text().startswith("| description |")
     assert "overall" in capsys.readouterr().out
     assert cli.main(["eval", str(manifest), "-o", str(out), "--policy", "clinician"]) == cli.EXIT_USER_ERROR
@@ -65,9 +72,12 @@ def test_eval_writes_per_case_and_summary_tables(tmp_path, manifest, litemedsam,
 
 def test_bad_manifest(tmp_path, capsys):
     path = tmp_path / "m.csv"
-    path.write_text("image,mask,description\na.png,,liver\n")
-    assert cli.main(["eval", str(path), "-o", str(tmp_path / "r"), "--policy", "clinician"]) == cli.EXIT_USER_ERROR
-    assert "case 1 lacks mask" in capsys.readouterr().err
+    for content, message in (("image,mask,description\na.png,,liver\n", "case 1 lacks mask"),
+                             ("image,mask,description,labels\na.png,m.png,liver; spleen,1\n", "case 1: 2 targets but 1 labels"),
+                             ("image,mask,description,labels\na.png,m.png,liver,one\n", "labels 'one' are not whole numbers")):
+        path.write_text(content)
+        assert cli.main(["eval", str(path), "-o", str(tmp_path / "r"), "--policy", "clinician"]) == cli.EXIT_USER_ERROR
+        assert message in capsys.readouterr().err
 
 
 def test_reward_matches_the_training_formula():

@@ -48,6 +48,42 @@ def garbage_checkpoint(tmp_path):
     return path
 
 
+def nifti_as_checkpoint(tmp_path):
+    path = tmp_path / "ct.nii"
+    sitk.WriteImage(synthetic_image(DIRECTIONS["identity"]), str(path))
+    return path
+
+
+def litemedsam_checkpoint(tmp_path):
+    from MedSAMAgentLib.segmenters.litemedsam import bundled_checkpoint
+
+    return bundled_checkpoint()
+
+
+def medsam2_checkpoint(tmp_path):
+    from MedSAMAgentLib.segmenters.medsam2 import build_model
+
+    path = tmp_path / "medsam2.pt"
+    torch.save({"model": build_model().state_dict()}, path)
+    return path
+
+
+def truncated(tmp_path, name, compress=False):
+    """A real volume file cut short (ITK would read it with zeros for the missing voxels)."""
+    path = tmp_path / name
+    sitk.WriteImage(synthetic_image(DIRECTIONS["identity"]), str(path), useCompression=compress)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def dicom_with_two_orientations(tmp_path):
+    from Testing.engine.test_dicom_input import AXIAL, axial_positions, write_scene
+
+    sagittal = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    write_scene(tmp_path / "dicom", axial_positions(np.arange(6) * 2.0) + [np.array([5.0, -6.0, 20.0])], [AXIAL] * 6 + [sagittal])
+    return tmp_path / "dicom"
+
+
 BOX = ["--box", "2", "2", "20", "20"]
 CASES = {
     "missing file": (lambda t, v: [str(t / "absent.nii.gz"), "--slice", "3", *BOX], "input not found"),
@@ -69,7 +105,26 @@ CASES = {
     "missing checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(t / "none.pt")], "checkpoint not found"),
     "missing medsam2 checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--segmenter", "medsam2", "--checkpoint", str(t / "none.pt")], "checkpoint not found"),
     "checkpoint keys do not match": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(wrong_checkpoint(t))], "is not a LiteMedSAM checkpoint: keys do not match"),
-    "garbage checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(garbage_checkpoint(t))], "cannot load checkpoint"),
+    "garbage checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(garbage_checkpoint(t))],
+                           ("garbage.pt is not a PyTorch checkpoint: it is a text file (it starts with 'this is not a torch file'); "
+                            "expected LiteMedSAM weights")),
+    "image as checkpoint": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(nifti_as_checkpoint(t))],
+                            "ct.nii is not a PyTorch checkpoint: it is a NIfTI image; expected LiteMedSAM weights"),
+    "checkpoint of another model": (lambda t, v: [str(v), "--slice", "3", *BOX, "--checkpoint", str(medsam2_checkpoint(t))],
+                                    ("medsam2.pt holds SAM 2 / MedSAM2 (Hiera-tiny) weights; LiteMedSAM needs LiteMedSAM / MobileSAM "
+                                     "(TinyViT encoder) weights")),
+    "litemedsam checkpoint for medsam2": (lambda t, v: [str(v), "--slice", "3", *BOX, "--segmenter", "medsam2", "--checkpoint",
+                                                        str(litemedsam_checkpoint(t))],
+                                          ("lite_medsam.pth holds LiteMedSAM / MobileSAM (TinyViT encoder) weights; MedSAM2 needs "
+                                           "SAM 2 / MedSAM2 (Hiera-tiny) weights")),
+    "truncated .nii.gz": (lambda t, v: [str(truncated(t, "ct.nii.gz", True)), "--slice", "3", *BOX], "ct.nii.gz is truncated or damaged"),
+    "truncated .nii": (lambda t, v: [str(truncated(t, "ct.nii")), "--slice", "3", *BOX], "ct.nii is truncated: its header declares"),
+    "truncated .mha": (lambda t, v: [str(truncated(t, "ct.mha")), "--slice", "3", *BOX], "ct.mha is truncated: its header declares"),
+    "truncated .nrrd": (lambda t, v: [str(truncated(t, "ct.nrrd", True)), "--slice", "3", *BOX], "ct.nrrd is truncated"),
+    "DICOM series mixing orientations": (lambda t, v: [str(dicom_with_two_orientations(t)), "--slice", "3", *BOX],
+                                         "mixes slice orientations (6 with orientation (1, 0, 0, 0, 1, 0); 1 with orientation"),
+    "SEG for a file input": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(t / "out.dcm")],
+                             "out.dcm: a DICOM SEG (.dcm) references the DICOM series it segments, and the input ct.nrrd is not DICOM"),
     "range outside": (lambda t, v: [str(v), "--slice", "3", *BOX, "--range", "0", "30"], "range 0 30 is outside the volume"),
     "unsupported output": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(t / "out.png")], "unsupported output type"),
     "output is the input": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(v), "--overwrite"], "is (or is inside) the input"),

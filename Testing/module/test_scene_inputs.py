@@ -8,13 +8,13 @@ import pytest
 import SimpleITK as sitk
 import slicer
 
-from MedSAMAgentLib.errors import PromptError
+from MedSAMAgentLib.errors import InputImageError, PromptError
 from MedSAMAgentLib.io.volumes import Geometry
 from MedSAMAgentLib.orientation import VIEWS, SlicePlane
 from MedSAMAgentLogic import selftest
 from MedSAMAgentLogic.scene_inputs import placed_points, roi_corners, slice_shown
 from MedSAMAgentLogic.selftest import ANATOMICAL_NORMALS, set_slice_view, voxel_centre_ras
-from MedSAMAgentLogic.volume_nodes import add_volume_node, geometry_of
+from MedSAMAgentLogic.volume_nodes import add_volume_node, geometry_of, volume_from_node
 from Testing.fixtures.volumes import DIRECTIONS, rotation, synthetic_image
 
 
@@ -96,3 +96,16 @@ def test_an_roi_away_from_the_key_slice_or_a_point_off_it_is_refused(scene, logi
     with pytest.raises(PromptError, match=rf"positive point lies on slice \d+, not on the key slice {job.key_slice}"):
         logic.process(node, segmentation, None, job)
     assert selftest.snapshot(segmentation, node).keys() == before.keys() == set()
+
+
+def test_a_volume_node_with_nan_voxels_follows_the_engine_rule_and_is_left_unchanged(scene):
+    array = np.linspace(-50.0, 50.0, 5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    array[2, 3, 4] = np.nan
+    node = add_volume_node(scene, array, np.eye(4), "with nan")
+    notes = []
+    volume = volume_from_node(node, log=notes.append)
+    assert volume.array[2, 3, 4] == -50.0 and "1 NaN" in notes[0]
+    assert np.isnan(slicer.util.arrayFromVolume(node)[2, 3, 4])  # the scene's voxels are untouched
+    constant = add_volume_node(scene, np.zeros((3, 4, 5), np.float32), np.eye(4), "flat")
+    with pytest.raises(InputImageError, match="flat is empty: every voxel has the value 0"):
+        volume_from_node(constant)

@@ -95,3 +95,35 @@ def test_a_result_carries_only_the_object_and_the_record(phantom):
     header, _ = wire._unframe(blob, wire.RESULT_MAGIC, "result")
     kidney = np.argwhere(outcome.mask)
     assert header["crop"] == [[int(low), int(high)] for low, high in zip(kidney.min(axis=0), kidney.max(axis=0))]
+
+
+def test_the_server_applies_the_input_rules_to_the_voxels_it_receives():
+    """A client that sends NaN voxels gets them handled as a local run handles them; a
+    volume with no finite voxel is refused."""
+    from MedSAMAgentLib.errors import InputImageError
+    from MedSAMAgentLib.io.volumes import Geometry
+
+    geometry = Geometry(size=(4, 3, 2), spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=tuple(np.eye(3).ravel()))
+    array = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    array[0, 0, 0], array[1, 2, 3] = np.nan, np.inf
+    digest, blob = wire.encode_volume(Volume(array=array, geometry=geometry, modality="OT"))
+    back = wire.decode_volume(blob, digest, LIMIT)
+    assert back.array[0, 0, 0] == 1.0 and back.array[1, 2, 3] == 22.0 and np.isfinite(back.array).all()
+    nothing = Volume(array=np.full((2, 3, 4), np.nan, np.float32), geometry=geometry, modality="OT")
+    with pytest.raises(InputImageError, match="holds no finite voxel"):
+        wire.decode_volume(*reversed(wire.encode_volume(nothing)), LIMIT)
+
+
+def test_a_dicom_volume_sends_voxels_and_geometry_only(tmp_path):
+    """The source series (files, UIDs, patient) stays on this computer for a DICOM SEG."""
+    from Testing.fixtures.dicom_series import anatomy_series
+
+    writer, _, _ = anatomy_series(tmp_path / "series", step=6)
+    volume = read_volume(tmp_path / "series", log=lambda _: None)
+    assert volume.dicom.series_uid == writer.series_uid
+    digest, blob = wire.encode_volume(volume)
+    header, _ = wire._unframe(blob, wire.VOLUME_MAGIC, "volume")
+    assert set(header) == {"shape", "dtype", "spacing", "origin", "direction", "modality", "sha256"}
+    for private in (writer.series_uid, writer.study_uid, writer.frame_of_reference_uid, "TEST-001", "Anatomy^Test"):
+        assert private.encode() not in blob
+    assert wire.decode_volume(blob, digest, LIMIT).dicom is None
