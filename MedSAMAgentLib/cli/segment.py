@@ -7,8 +7,9 @@ import argparse
 import time
 from pathlib import Path
 
-from ..errors import MedSAMAgentError, OutputError, PromptError
+from ..errors import MedSAMAgentError, PromptError
 from ..orientation import VIEWS
+from .agent_record import cancel_on_interrupt, check_trajectory_option, save_failure_record
 from .options import SERVER_KEY_ENV, add_agent_options, add_model_options, engine_from_args, info
 from .progress_bar import ProgressBar
 from .prompt_options import prompts_from_args
@@ -41,7 +42,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_agent_options(agent)
     agent.add_argument("--gt", type=Path, help="ground-truth mask on the input grid (for --policy clinician)")
     agent.add_argument("--recheck", type=int, metavar="N", help="let the agent review the propagated mask every N slices")
-    agent.add_argument("--save-trajectory", type=Path, metavar="DIR", help="write every turn as JSON and PNG")
+    agent.add_argument("--save-trajectory", type=Path, metavar="DIR",
+                       help="write the agent's record (every turn as JSON and PNG), also when the run fails or is cancelled")
     segment.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
     segment.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     segment.add_argument("--montage", type=Path, help="also write a PNG of slices with the mask overlaid")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.montage:
         check_output_path(args.montage, args.overwrite, protected=[args.input, args.output])
     if args.save_trajectory:
-        _check_trajectory_folder(args.save_trajectory, args.overwrite)
+        check_trajectory_option(args.save_trajectory, args.overwrite)
     if not args.target:
         _refuse_agent_options(args)
     engine = engine_from_args(args, with_agent=bool(args.target))
@@ -68,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
     plane = SlicePlane.for_view(volume.geometry, args.axis)
     request = _agent_request(args, volume, plane) if args.target else _prompt_request(args, volume, plane)
     info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}; running on {engine.describe()}")
-    with ProgressBar() as bar:
+    with ProgressBar() as bar, cancel_on_interrupt() as cancel:
         try:
-            outcome = engine.run(request, progress=bar.update)
+            outcome = engine.run(request, progress=bar.update, cancel=cancel)
         except MedSAMAgentError as error:
-            if args.save_trajectory and error.records:
-                folder = _save_records(error.records, args.save_trajectory, {"status": "failed", "error": str(error)})
-                raise type(error)(f"{error} (the agent's record is in {folder})") from None
+            if args.save_trajectory:
+                save_failure_record(error, args.save_trajectory)
             raise
     if args.target:
         _report_agent(args, outcome)
@@ -149,22 +150,10 @@ def _report_agent(args, outcome) -> None:
         line += f"; {reviews} slices reviewed, {len(outcome.corrections)} corrected"
     info(line)
     if args.save_trajectory:
-        info(f"wrote {_save_records(outcome.records, args.save_trajectory, {'status': 'done', 'key_slice': outcome.key_slice})}")
+        from ..engine.records import write_records
 
-
-def _save_records(records, folder: Path, outcome: dict) -> Path:
-    from ..engine.records import write_records
-
-    return write_records(records, folder, outcome).parent
-
-
-def _check_trajectory_folder(folder: Path, overwrite: bool) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--save-trajectory {folder} exists and is not a folder")
-    if (folder / "trajectory.json").exists() and not overwrite:
-        raise OutputError(f"{folder} already holds a trajectory; pass --overwrite to replace it")
-    if not folder.parent.exists():
-        raise OutputError(f"folder {folder.parent} does not exist")
+        done = {"status": "done", "key_slice": outcome.key_slice, "corrections": outcome.corrections}
+        info(f"wrote the agent's record in {write_records(outcome.records, args.save_trajectory, done)}")
 
 
 def _ground_truth(path, volume, plane):
