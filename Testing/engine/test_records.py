@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from MedSAMAgentLib.agent.loop import StartingMask, run_agent
-from MedSAMAgentLib.agent.protocol import tool_call_text
-from MedSAMAgentLib.agent.recording import record_of
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.engine.records import KEY, REVIEW, read_records, write_records
+from MedSAMAgentLib.engine.records import read_records, write_records
 from MedSAMAgentLib.errors import MedSAMAgentError, OutputError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import SlicePrompts
-from Testing.fixtures.policies import ScriptedPolicy
-from Testing.fixtures.segmenters import BoxFillSegmenter, box_mask
-
-
-def two_runs():
-    """A key run (a box, then a stop) with a known truth, and a review run without one."""
-    image = np.zeros((80, 120, 3), np.uint8)
-    truth = np.zeros((80, 120), bool)
-    truth[20:60, 40:80] = True
-    box = tool_call_text("add_bbox", {"bbox_2d": [300, 300, 700, 700]})
-    stop = tool_call_text("stop_action", {})
-    key = run_agent(image, "liver", ScriptedPolicy([box, stop]), BoxFillSegmenter(), truth=truth)
-    review = run_agent(image, "liver", ScriptedPolicy([stop]), BoxFillSegmenter(), starting=StartingMask(truth))
-    return [record_of(key, KEY, 12), record_of(review, REVIEW, 15)], truth
+from Testing.fixtures.records import two_runs
+from Testing.fixtures.segmenters import box_mask
 
 
 def test_a_record_folder_reads_back_exactly(tmp_path):
