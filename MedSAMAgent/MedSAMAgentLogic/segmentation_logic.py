@@ -6,7 +6,8 @@ Every run has three phases so that the widget can keep model work off the GUI th
 `prepare` reads nodes (main thread), `compute` runs models (any thread, no MRML),
 `apply` writes the segment (main thread). Headless callers use the one-call methods.
 Nothing is written unless `compute` finishes: a failure or a cancel leaves the
-segmentation exactly as it was.
+segmentation exactly as it was. The agent's record of the last run, finished, failed or
+cancelled, is kept in `last_run` for the widget to show and save.
 
 Edits: the logic remembers what it last wrote into each segment. Slices the radiologist
 changed since (or drew before any run) are locked on the next run: kept voxel for voxel and
@@ -29,6 +30,7 @@ from MedSAMAgentLib.progress import CancelCheck, ProgressCallback
 from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, check_prompts, point_from_ras, ras_to_voxel
 
 from .edits import EditTracker, LastResult, edited_slices
+from .run_record import LastRunRecord
 from .segment_writer import SegmentWriter, segment_array
 from .volume_nodes import volume_from_node
 
@@ -92,6 +94,8 @@ class RunReport:
 
 
 class SegmentationLogic:
+    last_run: LastRunRecord | None = None  # the agent's record of the last run (compute), whatever its end
+
     def __init__(self, scene):
         self.scene = scene
         self.writer = SegmentWriter(scene)
@@ -206,7 +210,19 @@ class SegmentationLogic:
     # -- phase 2: models (any thread, no MRML) ------------------------------------------
     def compute(self, prepared: PreparedRun, progress: ProgressCallback | None = None,
                 cancel: CancelCheck | None = None) -> SegmentationOutcome:
-        return self.engine_for(prepared.job).run(prepared.request, progress=progress, cancel=cancel)
+        try:
+            outcome = self.engine_for(prepared.job).run(prepared.request, progress=progress, cancel=cancel)
+        except MedSAMAgentError as error:
+            self.last_run = LastRunRecord.failed(prepared.job.target, error)
+            raise
+        self.last_run = LastRunRecord.done(prepared.job.target, outcome)
+        return outcome
+
+    def save_last_run(self, parent_folder) -> str:
+        """Write the last run's agent record into a new folder in `parent_folder`."""
+        if self.last_run is None:
+            raise MedSAMAgentError("there is no run to save yet")
+        return str(self.last_run.save(parent_folder))
 
     def engine_for(self, job: SegmentationJob) -> Engine:
         """The job's engine: this computer's, or the server's. Kept while the job's engine

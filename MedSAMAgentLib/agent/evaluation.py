@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..engine.records import KEY, write_records
+from ..engine.records import KEY, failure_outcome, write_records
 from ..errors import InputImageError, MedSAMAgentError
 from ..io.volumes import read_volume
 from ..metrics import dice, iou, surface_metrics
@@ -107,7 +107,7 @@ def evaluate(
             outcome = {"status": "done"}
         except MedSAMAgentError as error:
             result = CaseResult(number, row["image"], row["description"], 0.0, 0.0, 0.0, math.inf, 0, 0, "", 0.0, "error", 0.0, str(error))
-            records, outcome = error.records, {"status": "failed", "error": str(error), "error_type": type(error).__name__}
+            records, outcome = error.records, failure_outcome(error)
         result.seconds = round(time.perf_counter() - started, 2)
         result.policy = policy.name
         result.record = f"records/case{number:03d}"

@@ -9,8 +9,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..engine.records import RECORD_FILE, check_record_folder, write_records
-from ..errors import Cancelled, MedSAMAgentError, OutputError
+from ..engine.records import RECORD_FILE, check_record_folder, failure_outcome, write_records
+from ..errors import MedSAMAgentError, OutputError
 from .options import info
 
 
@@ -21,11 +21,6 @@ def check_trajectory_option(folder: Path, overwrite: bool) -> None:
         raise OutputError(f"{folder} already holds a trajectory; pass --overwrite to replace it")
     if not folder.parent.is_dir():
         raise OutputError(f"folder {folder.parent} does not exist")
-
-
-def failure_outcome(error: MedSAMAgentError) -> dict:
-    """How a job that raised `error` ended, for the record."""
-    return {"status": "cancelled" if isinstance(error, Cancelled) else "failed", "error": str(error), "error_type": type(error).__name__}
 
 
 def save_failure_record(error: MedSAMAgentError, folder: Path) -> None:

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import MedSAMAgentError, OutputError
+from ..errors import Cancelled, MedSAMAgentError, OutputError
 
 KEY, SEARCH, REVIEW = "key", "search", "review"
 
@@ -127,6 +127,11 @@ def write_records(records: list[AgentRecord], folder: Path, outcome: dict) -> Pa
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def failure_outcome(error: MedSAMAgentError) -> dict:
+    """How a job that raised `error` ended, for its record."""
+    return {"status": "cancelled" if isinstance(error, Cancelled) else "failed", "error": str(error), "error_type": type(error).__name__}
 
 
 def read_records(folder: Path) -> tuple[dict, list[AgentRecord]]:
