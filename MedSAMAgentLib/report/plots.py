@@ -8,6 +8,8 @@ import io
 
 import numpy as np
 
+from ..errors import MedSAMAgentError
+
 CLINICIAN = "clinician"
 
 
@@ -22,10 +24,8 @@ def mean_round_curve(cases_rounds: list[list[float]], rounds: int) -> list[float
 
 def dice_distribution(groups: dict[str, list[float]]) -> bytes:
     """A box per group (its cases' Dice) with every case drawn as a point."""
-    from matplotlib.figure import Figure
-
     labels = list(groups)
-    figure = Figure(figsize=(max(4.0, 1.6 * len(labels) + 1.5), 3.6), layout="constrained")
+    figure = _figure(max(4.0, 1.6 * len(labels) + 1.5), 3.6)
     axes = figure.subplots()
     axes.boxplot([groups[label] for label in labels], showfliers=False, widths=0.5)
     spread = np.random.default_rng(0)
@@ -43,9 +43,7 @@ def dice_distribution(groups: dict[str, list[float]]) -> bytes:
 def round_curves(curves: dict[str, list[float]], clinician: dict[str, list[float]]) -> bytes:
     """The mean Dice after each round, one colour per group: the policy's solid, the
     clinician's on the same slices dashed."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 3.8), layout="constrained")
+    figure = _figure(6.4, 3.8)
     axes = figure.subplots()
     colours = {label: f"C{number % 10}" for number, label in enumerate(sorted(set(curves) | set(clinician)))}
     for label, values in curves.items():
@@ -61,6 +59,14 @@ def round_curves(curves: dict[str, list[float]], clinician: dict[str, list[float
     if curves or clinician:
         axes.legend(fontsize=7, loc="lower right")
     return _png(figure)
+
+
+def _figure(width: float, height: float):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MedSAMAgentError("an evaluation's report draws plots with matplotlib: pip install 'medsam-agent-slicer[report]'") from None
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _wrapped(label: str, width: int = 18) -> str:

@@ -83,7 +83,7 @@ def test_target_with_the_clinician_finds_the_slice_reviews_and_saves_turns(tmp_p
         assert len(list((turns / run["folder"]).glob("turn*.png"))) == run["turns"] > 0
     assert runs["key"][0]["folder"] == f"01_key_slice{key:04d}"
     outcome, records = read_records(turns)
-    assert outcome["status"] == "done" and [r.role for r in records][0] == "key" and len(records) == len(record["runs"])
+    assert outcome["status"] == "done" and records[0].role == "key" and len(records) == len(record["runs"])
     key_run = records[0]
     assert key_run.turns[0].kind == "box" and key_run.turns[0].picture_png.startswith(b"\x89PNG")
     # the truth is known (--gt): the Dice after each turn, the last one that of the key slice's final mask
