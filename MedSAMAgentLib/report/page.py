@@ -35,7 +35,7 @@ details.run { margin: 0.6em 0; }
 def render(cases: list[ReportCase], sources: list[str]) -> str:
     evaluated = [case for case in cases if case.evaluated]
     origin = ", ".join(html.escape(source) for source in sources)
-    body = [f'<h1>MedSAM-Agent report</h1>\n<p>From {origin}: <span id="case-count">{len(cases)}</span> cases.</p>']
+    body = [f'<h1>MedSAM-Agent report</h1>\n<p>From {origin}; cases: <span id="case-count">{len(cases)}</span>.</p>']
     if evaluated:
         body.append(evaluation_section(evaluated))
     body += [case_section(case, f"case-{index}") for index, case in enumerate(cases, 1)]

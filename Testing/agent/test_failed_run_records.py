@@ -146,3 +146,15 @@ def test_ctrl_c_cancels_at_the_next_turn_and_leaves_the_record(tmp_path, head):
     _, [key_run] = check_failed_record(folder, line, status="cancelled")
     assert key_run.end_reason == "cancelled" and [turn.label for turn in key_run.turns] == ["box"]
     assert not output.exists()
+
+
+def test_a_run_that_fails_before_the_agent_acts_still_writes_its_outcome(tmp_path, head, capsys):
+    path, key, _ = head
+    folder = tmp_path / "record"
+    status = cli.main(["segment", str(path), "--target", "brain", "--slice", str(key), "-o", str(tmp_path / "out.nrrd"), "--policy",
+                       "qwen", "--agent-model", str(tmp_path / "no-model"), "--save-trajectory", str(folder)])
+    assert status == cli.EXIT_USER_ERROR
+    line = error_line(capsys.readouterr().err)
+    assert line.startswith(f"agent model not found: {tmp_path / 'no-model'}")
+    outcome, records = check_failed_record(folder, line)
+    assert records == [] and outcome["error_type"] == "AgentError"
