@@ -43,8 +43,8 @@ class LastRunRecord:
         """The key slice's run first, then the search and the reviews; each turn with its
         label, the Dice when the truth was known, and the model's raw answer as tooltip."""
         if not self.records:
-            status = self.outcome["status"]
-            return [RecordLine(f"{status}: no agent turns in this run" + (f" ({self.outcome['error']})" if "error" in self.outcome else ""))]
+            error = f" ({self.outcome['error']})" if "error" in self.outcome else ""
+            return [RecordLine(f"{self.outcome['status']}: no agent turns in this run{error}")]
         lines = []
         for record in self.records:
             lines.append(RecordLine(f"{record.role} slice {record.slice_index}: ended by {record.end_reason}", record.error))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..engine.records import KEY, failure_outcome, write_records
+from ..engine.records import KEY, AgentRecord, failure_outcome, write_records
 from ..errors import InputImageError, MedSAMAgentError
 from ..io.volumes import read_volume
 from ..metrics import dice, iou, surface_metrics
@@ -118,7 +118,7 @@ def evaluate(
     return results
 
 
-def _evaluate_image(number, row, policy, segmenter, tolerance) -> CaseResult:
+def _evaluate_image(number, row, policy, segmenter, tolerance) -> tuple[CaseResult, list[AgentRecord]]:
     image = np.asarray(Image.open(row["image"]).convert("RGB"))
     truth = np.asarray(Image.open(row["mask"]).convert("L")) > 0
     if truth.shape != image.shape[:2]:
@@ -135,7 +135,7 @@ def _evaluate_image(number, row, policy, segmenter, tolerance) -> CaseResult:
     return result, [record_of(trajectory, KEY, 0)]
 
 
-def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> CaseResult:
+def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> tuple[CaseResult, list[AgentRecord]]:
     volume = read_volume(row["image"], log=lambda _: None)
     reference = read_volume(row["mask"], log=lambda _: None)
     if reference.geometry.size != volume.geometry.size:

@@ -132,7 +132,8 @@ def _run(outcome: AgentResult, volume, frames, segmenter, policy, request: Agent
     if request.recheck_every:
         for slice_index in review_slices(result.stack, key, request.recheck_every, skip=set(request.locked)):
             report(progress, f"agent: reviewing slice {slice_index}", 0, 1)
-            review = agent_on(slice_index, functools.partial(outcome.reviews.__setitem__, slice_index), StartingMask(result.stack[slice_index]))
+            keep = functools.partial(outcome.reviews.__setitem__, slice_index)
+            review = agent_on(slice_index, keep, StartingMask(result.stack[slice_index]))
             if review.actions > 0:
                 outcome.corrections.append(slice_index)
         if outcome.corrections:

@@ -88,4 +88,5 @@ def _round_row(label: str, who: str, values: list[float]) -> str:
 
 def _plot(png: bytes, identifier: str, title: str) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return f'<img class="plot" id="{identifier}" alt="{html.escape(title)}" title="{html.escape(title)}" src="data:image/png;base64,{data}">'
+    title = html.escape(title)
+    return f'<img class="plot" id="{identifier}" alt="{title}" title="{title}" src="data:image/png;base64,{data}">'

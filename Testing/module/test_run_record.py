@@ -45,8 +45,9 @@ def test_a_failed_run_keeps_its_record_changes_nothing_and_saves(tmp_path, scene
     segmentation = selftest.new_segmentation(scene, node)
     before = selftest.snapshot(segmentation, node)
     garbage = {"content": '<tool_call>\n{"name": "add_bbox", "arguments": {"bbox_2d": "the kidney"}}\n</tool_call>'}
-    with ScriptedChatServer([garbage] * 2) as model, pytest.raises(MedSAMAgentError, match="found no 'right kidney in abdomen CT'") as failed:
-        logic.process(node, segmentation, None, job(model.url))
+    with ScriptedChatServer([garbage] * 2) as model:
+        with pytest.raises(MedSAMAgentError, match="found no 'right kidney in abdomen CT'") as failed:
+            logic.process(node, segmentation, None, job(model.url))
     selftest.assert_unchanged(before, selftest.snapshot(segmentation, node), "after the failed agent run")
     run = logic.last_run
     assert (run.outcome["status"], run.outcome["error"]) == ("failed", str(failed.value))

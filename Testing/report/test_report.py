@@ -38,7 +38,8 @@ def brain_manifest(tmp_path_factory):
         stem = f"{name}_{index}"
         Image.fromarray(frames[index]).save(folder / f"{stem}.png")
         Image.fromarray(truth[index].astype(np.uint8) * 255).save(folder / f"{stem}_mask.png")
-        rows.append({"image": f"{stem}.png", "mask": f"{stem}_mask.png", "description": f"brain in {'head CT' if name == 'ct' else 'T1 MRI'}"})
+        description = f"brain in {'head CT' if name == 'ct' else 'T1 MRI'}"
+        rows.append({"image": f"{stem}.png", "mask": f"{stem}_mask.png", "description": description})
         truths.append(truth[index])
     path = folder / "manifest.csv"
     with open(path, "w", newline="") as handle:
@@ -53,7 +54,8 @@ def scripted_answers(truths) -> list[dict]:
     centre, then stop; an endpoint that refuses the third case (a failed case)."""
     def grid_box(truth, margin):
         letterbox, box = Letterbox.fit(truth.shape), Box.around(truth, margin)
-        return {"content": tool_call_text("add_bbox", {"bbox_2d": [*letterbox.to_grid(box.x0, box.y0), *letterbox.to_grid(box.x1, box.y1)]})}
+        grid = [*letterbox.to_grid(box.x0, box.y0), *letterbox.to_grid(box.x1, box.y1)]
+        return {"content": tool_call_text("add_bbox", {"bbox_2d": grid})}
 
     rows, cols = np.nonzero(truths[1])
     centre = Letterbox.fit(truths[1].shape).to_grid(float(cols.mean()), float(rows.mean()))
