@@ -136,7 +136,7 @@ def test_ctrl_c_cancels_at_the_next_turn_and_leaves_the_record(tmp_path, head):
             medsam_agent_command("segment", str(path), "--target", "brain", "--slice", str(key), "-o", str(output), "--policy",
                                  "endpoint", "--endpoint", model.url, "--device", "cpu", "--window", "brain", "--save-trajectory",
                                  str(folder)),
-            stderr=subprocess.PIPE, text=True, env=environment(), cwd=REPOSITORY,
+            stderr=subprocess.PIPE, text=True, encoding="utf-8", env=environment(), cwd=REPOSITORY,
         )
         _, stderr = process.communicate(timeout=600)
     assert process.returncode == cli.EXIT_USER_ERROR, stderr[-3000:]

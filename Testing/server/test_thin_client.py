@@ -20,8 +20,9 @@ MODEL_PACKAGES = ("torch", "transformers", "sam2", "monai", "scipy")
 def client(*arguments: str, key: str | None = None) -> subprocess.CompletedProcess:
     assert CLIENT_PYTHON.exists(), "the client-only environment is missing: run bash scripts/setup.sh --test"
     env = environment(MEDSAM_AGENT_SERVER_KEY=key or "")
-    return subprocess.run([str(CLIENT_PYTHON), "-m", "MedSAMAgentLib.cli", *arguments], capture_output=True, text=True, env=env,
-                          timeout=600)
+    # utf-8, not this process's locale: ITK's DICOM I/O, run earlier in the session, sets it to C
+    return subprocess.run([str(CLIENT_PYTHON), "-m", "MedSAMAgentLib.cli", *arguments], capture_output=True, text=True, encoding="utf-8",
+                          env=env, timeout=600)
 
 
 def test_the_client_install_holds_no_model_packages():
