@@ -103,6 +103,7 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.rerunButton.clicked.connect(lambda: self.onRun("rerun"))
         self.ui.cancelButton.clicked.connect(self.onCancel)
         self.ui.undoButton.clicked.connect(self.onUndo)
+        self.ui.saveRecordButton.clicked.connect(self.onSaveRecord)
         self.ui.deviceComboBox.currentTextChanged.connect(self.updateWhereToRun)
         # After the .ui's own connection has shown the new segmentation's segments: a new
         # segmentation starts with "new segment", never with one of its segments to overwrite.
@@ -214,6 +215,7 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onFinished(self, prepared, future):
         self._timer.stop()
         self.setRunning(False)
+        self.showRecord(self.logic.engine.last_run)
         error = future.exception()
         if error is not None:
             self.ui.statusLabel.text = _("Stopped: {reason}. The segmentation was not changed.").format(reason=error)
@@ -224,7 +226,6 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             report = self.logic.engine.apply(prepared, future.result())
             self.ui.segmentSelector.setCurrentSegmentID(report.segment_id)
             self.ui.statusLabel.text = report.summary
-            self.showTurns(report.records)
 
     def onCancel(self):
         if self._worker is not None:
@@ -248,21 +249,25 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not running:
             self.ui.progressBar.value = 0
 
-    def showTurns(self, records):
-        """The key slice's agent run: one line per turn with the picture the agent saw."""
+    def showRecord(self, lastRun):
+        """The agent's record of the last run (finished, failed or cancelled): its runs and turns."""
         self.ui.turnsList.clear()
-        if not records:
-            return
-        key = records[0]
-        for turn in key.turns:
-            item = qt.QListWidgetItem(f"{turn.number}: {turn.label} {turn.note}".strip())
-            if turn.picture_png:
+        self.ui.saveRecordButton.enabled = lastRun is not None
+        for line in lastRun.lines() if lastRun is not None else []:
+            item = qt.QListWidgetItem(line.text)
+            if line.picture_png:
                 pixmap = qt.QPixmap()
-                pixmap.loadFromData(turn.picture_png, "PNG")
+                pixmap.loadFromData(line.picture_png, "PNG")
                 item.setIcon(qt.QIcon(pixmap.scaled(64, 64)))
-            item.setToolTip(turn.text)
+            item.setToolTip(line.tooltip)
             self.ui.turnsList.addItem(item)
-        self.ui.turnsList.addItem(qt.QListWidgetItem(_("ended by: {reason}").format(reason=key.end_reason)))
+
+    def onSaveRecord(self):
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Save the agent's record in a new folder inside"))
+        if folder:
+            with slicer.util.tryWithErrorDisplay(_("Could not save the record."), waitCursor=True):
+                saved = self.logic.engine.save_last_run(folder)
+                self.ui.statusLabel.text = _("Saved the agent's record in {folder}").format(folder=saved)
 
 
 class MedSAMAgentLogic(ScriptedLoadableModuleLogic):

@@ -21,3 +21,8 @@ def parse_targets(values) -> list[str]:
             raise PromptError(f"target {target!r} is given twice")
         seen.add(target.lower())
     return targets
+
+
+def folder_name(target: str) -> str:
+    """A file-system name for a target's records: 'right kidney' -> 'right_kidney'."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", target).strip("_") or "target"

@@ -39,11 +39,13 @@ if [ "$MODE" = "--test" ]; then
     # The thin client as a workstation gets it (no torch), for the tests to run it against a server.
     new_venv .venv-client
     .venv-client/bin/python -m pip --disable-pip-version-check -q install -e .
-    # A real reverse proxy for the scale-out test (TLS in front of two server processes).
-    if ! command -v nginx > /dev/null; then
+    # A real reverse proxy for the scale-out test (TLS in front of two server processes), and
+    # a real headless browser (with its WebDriver) for the tests of the HTML report.
+    if ! command -v nginx > /dev/null || ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then
         if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light > /dev/null \
-            || { $SUDO apt-get update -q > /dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx-light > /dev/null; }
+        PACKAGES="nginx-light chromium chromium-driver"
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PACKAGES > /dev/null \
+            || { $SUDO apt-get update -q > /dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PACKAGES > /dev/null; }
     fi
     # Labelled CT lung tumours and MR brain tumours (pyradiomics' test cases, BSD-3-Clause)
     # ship only in pyradiomics' source distribution (this fork's builds; the upstream 3.1.0

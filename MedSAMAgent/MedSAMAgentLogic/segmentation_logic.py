@@ -6,7 +6,8 @@ Every run has three phases so that the widget can keep model work off the GUI th
 `prepare` reads nodes (main thread), `compute` runs models (any thread, no MRML),
 `apply` writes the segment (main thread). Headless callers use the one-call methods.
 Nothing is written unless `compute` finishes: a failure or a cancel leaves the
-segmentation exactly as it was.
+segmentation exactly as it was. The agent's record of the last run, finished, failed or
+cancelled, is kept in `last_run` for the widget to show and save.
 
 Several targets (one per line of the target) run the engine once each and are written as
 new segments, one per target, in a single undo step; a target that fails is reported
@@ -35,6 +36,7 @@ from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, check_prompts, po
 from MedSAMAgentLib.targets import parse_targets
 
 from .edits import EditTracker, LastResult, edited_slices
+from .run_record import LastRunRecord
 from .segment_writer import SegmentWriter, segment_array
 from .volume_nodes import volume_from_node
 
@@ -112,6 +114,8 @@ class RunReport:
 
 
 class SegmentationLogic:
+    last_run: LastRunRecord | None = None  # the agent's record of the last run (compute), whatever its end
+
     def __init__(self, scene):
         self.scene = scene
         self.writer = SegmentWriter(scene)
@@ -232,27 +236,40 @@ class SegmentationLogic:
     def compute(self, prepared: PreparedRun, progress: ProgressCallback | None = None,
                 cancel: CancelCheck | None = None) -> list[SegmentationOutcome | MedSAMAgentError]:
         """One outcome per request; with several targets, a target's failure is kept in its
-        place (the others go on), unless every target fails or the user cancels."""
+        place (the others go on), unless every target fails or the user cancels. Whatever
+        the end, the agent's record of every target is kept in `last_run`."""
         engine = self.engine_for(prepared.job)
-        if len(prepared.requests) == 1:
-            return [engine.run(prepared.request, progress=progress, cancel=cancel)]
         results: list[SegmentationOutcome | MedSAMAgentError] = []
+        runs: list[LastRunRecord] = []
         count = len(prepared.requests)
-        for number, (name, request) in enumerate(zip(prepared.names, prepared.requests), 1):
-            def step(text, done, total, prefix=f"{name} ({number}/{count})"):
-                if progress is not None:
-                    progress(f"{prefix}: {text}", done, total)
+        try:
+            for number, (name, request) in enumerate(zip(prepared.names, prepared.requests), 1):
+                def step(text, done, total, prefix=f"{name} ({number}/{count})"):
+                    if progress is not None:
+                        progress(f"{prefix}: {text}" if count > 1 else text, done, total)
 
-            try:
-                results.append(engine.run(request, progress=step, cancel=cancel))
-            except Cancelled:
-                raise
-            except MedSAMAgentError as error:
-                results.append(error)
+                try:
+                    outcome = engine.run(request, progress=step, cancel=cancel)
+                except MedSAMAgentError as error:
+                    runs.append(LastRunRecord.failed(name, error))
+                    if count == 1 or isinstance(error, Cancelled):
+                        raise
+                    results.append(error)
+                    continue
+                runs.append(LastRunRecord.done(name, outcome))
+                results.append(outcome)
+        finally:
+            self.last_run = LastRunRecord.of_targets(runs) if runs else None
         if all(isinstance(result, MedSAMAgentError) for result in results):
             reasons = "; ".join(f"{name}: {error}" for name, error in zip(prepared.names, results))
             raise MedSAMAgentError(f"every target failed; nothing was changed ({reasons})")
         return results
+
+    def save_last_run(self, parent_folder) -> str:
+        """Write the last run's agent record into a new folder in `parent_folder`."""
+        if self.last_run is None:
+            raise MedSAMAgentError("there is no run to save yet")
+        return str(self.last_run.save(parent_folder))
 
     def engine_for(self, job: SegmentationJob) -> Engine:
         """The job's engine: this computer's, or the server's. Kept while the job's engine

@@ -216,6 +216,7 @@ def check_cancel_changes_nothing(scene, volume_node, reference: np.ndarray, logi
     else:
         raise AssertionError("the run was not cancelled")
     assert_unchanged(before, snapshot(segmentation, volume_node), "after a cancel")
+    assert logic.last_run is not None and logic.last_run.outcome["status"] == "cancelled", "the cancelled run left no record"
 
 
 def check_edits_survive_a_rerun(scene, volume_node, reference: np.ndarray, logic: SegmentationLogic) -> None:

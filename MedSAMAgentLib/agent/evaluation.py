@@ -10,9 +10,11 @@ column, else the ground truth's largest cross-section, else the agent's own sear
 `find_slice`), then propagation.
 
 Per case: Dice, IoU, normalised surface Dice at a tolerance (mm; pixels for 2D images),
-HD95, number of actions, invalid turns, the Dice after each round on the key slice, the
-MedSAM-Agent training reward of the key-slice trajectory, seconds. The summary groups by
-description and overall.
+HD95, number of actions, invalid turns, the Dice after each round on the key slice (and the
+simulated clinician's on the same slice, the reference, when another policy is evaluated),
+the MedSAM-Agent training reward of the key-slice trajectory, seconds, and the folder of
+the case's agent record (`records/caseNNN`, written for failed cases too). The summary
+groups by description and overall.
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..engine.records import KEY, AgentRecord, failure_outcome, write_records
 from ..errors import InputImageError, MedSAMAgentError
 from ..io.volumes import read_volume
 from ..metrics import dice, iou, surface_metrics
 from ..segmenters.base import Segmenter, slice_frames
+from ..targets import folder_name
+from .clinician_reference import clinician_round_dice, round_dice
 from .loop import END_STOP, Trajectory, run_agent
 from .policies import Policy
+from .recording import record_of
 from .volume_agent import AgentRequest, segment_with_agent
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -55,6 +61,9 @@ class CaseResult:
     end_reason: str
     seconds: float
     error: str = ""
+    policy: str = ""
+    clinician_round_dice: str = ""  # the reference: the simulated clinician on the same key slice
+    record: str = ""  # the case's agent record, relative to the evaluation's folder
 
 
 def read_manifest(path: Path) -> list[dict]:
@@ -116,29 +125,42 @@ def evaluate(
             started = time.perf_counter()
             try:
                 if row["image"].lower().endswith(IMAGE_SUFFIXES):
-                    result = _evaluate_image(number, row, policy, segmenter, tolerance_mm)
+                    result, records = _evaluate_image(number, row, policy, segmenter, tolerance_mm)
                 else:
-                    result = _evaluate_volume(number, row, policy, segmenter, tolerance_mm, find_slice)
+                    result, records = _evaluate_volume(number, row, policy, segmenter, tolerance_mm, find_slice)
+                outcome = {"status": "done"}
             except MedSAMAgentError as error:
                 result = CaseResult(number, row["image"], description, 0.0, 0.0, 0.0, math.inf, 0, 0, "", 0.0, "error", 0.0, str(error))
+                records, outcome = error.records, failure_outcome(error)
             result.seconds = round(time.perf_counter() - started, 2)
+            result.policy = policy.name
+            several = len(case["targets"]) > 1
+            result.record = f"records/case{number:03d}" + (f"_{folder_name(description)}" if several else "")
+            (output_dir / "records").mkdir(exist_ok=True)
+            write_records(records, output_dir / result.record, {**outcome, "case": number, "description": description})
             results.append(result)
     write_reports(results, output_dir)
     return results
 
 
-def _evaluate_image(number, row, policy, segmenter, tolerance) -> CaseResult:
+def _evaluate_image(number, row, policy, segmenter, tolerance) -> tuple[CaseResult, list[AgentRecord]]:
     image = np.asarray(Image.open(row["image"]).convert("RGB"))
     truth = _of_target(np.asarray(Image.open(row["mask"]).convert("L")), row)
     if truth.shape != image.shape[:2]:
         raise InputImageError(f"case {number}: mask {truth.shape} and image {image.shape[:2]} differ in size")
-    trajectory = run_agent(image, row["description"], policy, segmenter, truth=truth)
+    runs = []
+    try:
+        trajectory = run_agent(image, row["description"], policy, segmenter, truth=truth, started=runs.append)
+    except MedSAMAgentError as error:
+        error.records = [record_of(run, KEY, 0) for run in runs]
+        raise
     mask = trajectory.final_mask()
     nsd, hd95 = surface_metrics(mask, truth, (1.0, 1.0), tolerance)
-    return _case(number, row, mask, truth, nsd, hd95, trajectory, truth)
+    result = _case(number, row, mask, truth, nsd, hd95, trajectory, truth, _reference(policy, image, truth, row, segmenter))
+    return result, [record_of(trajectory, KEY, 0)]
 
 
-def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> CaseResult:
+def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> tuple[CaseResult, list[AgentRecord]]:
     volume = read_volume(row["image"], log=lambda _: None)
     reference = read_volume(row["mask"], log=lambda _: None)
     if reference.geometry.size != volume.geometry.size:
@@ -155,7 +177,9 @@ def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> C
     outcome = segment_with_agent(volume, frames, segmenter, policy, AgentRequest(row["description"], key_slice=key), truth=truth)
     mask = outcome.segmentation.mask
     nsd, hd95 = surface_metrics(mask, expected, volume.geometry.spacing[::-1], tolerance)
-    return _case(number, row, mask, expected, nsd, hd95, outcome.key_trajectory, truth[outcome.key_slice])
+    key = outcome.key_slice
+    clinician = _reference(policy, frames[key], truth[key], row, segmenter, frames.pixel_spacing)
+    return _case(number, row, mask, expected, nsd, hd95, outcome.key_trajectory, truth[key], clinician), outcome.records()
 
 
 def _of_target(labels: np.ndarray, row: dict) -> np.ndarray:
@@ -163,8 +187,15 @@ def _of_target(labels: np.ndarray, row: dict) -> np.ndarray:
     return labels > 0 if row.get("label") is None else labels == row["label"]
 
 
-def _case(number, row, mask, truth, nsd, hd95, trajectory: Trajectory, key_truth) -> CaseResult:
-    rounds = [dice(turn.mask, key_truth) for turn in trajectory.turns if turn.mask is not None and turn.number > 0]
+def _reference(policy, image, truth, row, segmenter, pixel_spacing=(1.0, 1.0)) -> list[float] | None:
+    """The clinician's Dice per round on the key slice, unless the clinician is the one evaluated."""
+    if policy.name == "clinician":
+        return None
+    return clinician_round_dice(image, truth, row["description"], segmenter, pixel_spacing)
+
+
+def _case(number, row, mask, truth, nsd, hd95, trajectory: Trajectory, key_truth, clinician: list[float] | None) -> CaseResult:
+    rounds = round_dice(trajectory, key_truth)
     return CaseResult(
         case=number,
         image=row["image"],
@@ -179,6 +210,7 @@ def _case(number, row, mask, truth, nsd, hd95, trajectory: Trajectory, key_truth
         reward=round(agent_reward(trajectory, key_truth), 4),
         end_reason=trajectory.end_reason,
         seconds=0.0,
+        clinician_round_dice="" if clinician is None else ";".join(f"{value:.4f}" for value in clinician),
     )
 
 

@@ -8,17 +8,23 @@ Rules (those of the released model's inference, with its letterbox bug fixed):
 - a box predicts with the previous low-resolution logits as mask input; a click predicts
   from the newest click plus those logits (segmenters without mask input get the box and
   all clicks instead); a click within 3 pixels of an earlier opposite click replaces it.
+
+A loop that a policy error (an endpoint that fails, a model that never calls a tool) or a
+cancel interrupts still ends its trajectory, with the end reason `policy_error` or
+`cancelled` and the error's message, before the error goes on to the caller; callers that
+pass `started` hold the trajectory from its first turn on, so nothing the loop did is lost.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-from ..errors import PromptError
+from ..errors import Cancelled, MedSAMAgentError, PromptError
 from ..progress import CancelCheck, check_cancel
 from ..prompts import Box, Point, SlicePrompts
 from ..segmenters.base import Segmenter
@@ -39,6 +45,8 @@ END_STOP = "stop_action"
 END_MAX_ACTIONS = "max_actions"
 END_INVALID = "invalid_output"
 END_STOP_BEFORE_ACTING = "stop_before_acting"
+END_POLICY_ERROR = "policy_error"
+END_CANCELLED = "cancelled"
 
 
 @dataclass
@@ -80,6 +88,8 @@ class Trajectory:
     mask: np.ndarray | None = None
     logits: object = None
     score: float = 0.0
+    error: str = ""  # what interrupted the loop (policy_error, cancelled)
+    truth: np.ndarray | None = None  # the slice's ground truth, when known: Dice per turn in the record
 
     @property
     def actions(self) -> int:
@@ -98,6 +108,7 @@ class Trajectory:
         return {
             "description": self.description,
             "end_reason": self.end_reason,
+            **({"error": self.error} if self.error else {}),
             "actions": self.actions,
             "invalid_turns": self.invalid_turns,
             "final_mask_pixels": int(self.final_mask().sum()),
@@ -137,11 +148,26 @@ def run_agent(
     truth: np.ndarray | None = None,
     max_actions: int = MAX_ACTIONS,
     cancel: CancelCheck | None = None,
+    started: Callable[[Trajectory], None] | None = None,
 ) -> Trajectory:
     """Run the agent on one (H, W, 3) uint8 slice; return the whole trajectory. `truth`
-    goes to simulated policies only."""
+    goes to simulated policies and to the record (Dice per turn); `started` gets the
+    trajectory before the first turn."""
     letterbox = Letterbox.fit(image.shape[:2], pixel_spacing)
-    trajectory = Trajectory(description, letterbox)
+    trajectory = Trajectory(description, letterbox, truth=None if truth is None else truth.astype(bool))
+    if started is not None:
+        started(trajectory)
+    try:
+        _loop(trajectory, image, policy, segmenter, starting, truth, max_actions, cancel)
+    except MedSAMAgentError as error:
+        trajectory.end_reason = END_CANCELLED if isinstance(error, Cancelled) else END_POLICY_ERROR
+        trajectory.error = str(error)
+        raise
+    return trajectory
+
+
+def _loop(trajectory: Trajectory, image, policy: Policy, segmenter: Segmenter, starting, truth, max_actions: int, cancel) -> None:
+    letterbox, description = trajectory.letterbox, trajectory.description
     history: list[tuple[Image.Image, str, str]] = []  # (view, user text, assistant text) per past turn
     clicks = _Clicks()
     box: Box | None = None
@@ -212,7 +238,6 @@ def run_agent(
         turn.seconds = time.perf_counter() - started
     else:
         trajectory.end_reason = END_MAX_ACTIONS
-    return trajectory
 
 
 def build_messages(history, view: Image.Image, text: str) -> list[dict]:

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..engine.records import AgentRecord, TurnRecord
+from ..metrics import dice
 from ..montage import overlay
 from .loop import Trajectory, Turn
 
@@ -32,6 +33,7 @@ def record_of(trajectory: Trajectory, role: str, slice_index: int) -> AgentRecor
                 seconds=data["seconds"],
                 note=turn.note,
                 picture_png=_png(draw_turn(trajectory, turn)),
+                dice=None if trajectory.truth is None or turn.mask is None else round(dice(turn.mask, trajectory.truth), 4),
             )
         )
     return AgentRecord(
@@ -43,6 +45,7 @@ def record_of(trajectory: Trajectory, role: str, slice_index: int) -> AgentRecor
         invalid_turns=trajectory.invalid_turns,
         final_mask_pixels=summary["final_mask_pixels"],
         turns=turns,
+        error=trajectory.error,
     )
 
 

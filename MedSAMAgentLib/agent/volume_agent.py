@@ -16,6 +16,7 @@ conditioning frames and propagation runs again.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,24 +92,30 @@ def segment_with_agent(
 def _run(outcome: AgentResult, volume, frames, segmenter, policy, request: AgentRequest, truth, progress, cancel) -> None:
     spacing = frames.pixel_spacing
 
-    def agent_on(slice_index: int, starting: StartingMask | None = None) -> Trajectory:
+    def agent_on(slice_index: int, keep, starting: StartingMask | None = None) -> Trajectory:
+        """The agent's loop on a slice; `keep` holds its trajectory from the first turn on,
+        so that a run an error interrupts is still in the record."""
         check_cancel(cancel)
         return run_agent(
             frames[slice_index], request.description, policy, segmenter, spacing,
-            starting=starting, truth=None if truth is None else truth[slice_index], cancel=cancel,
+            starting=starting, truth=None if truth is None else truth[slice_index], cancel=cancel, started=keep,
         )
 
     if request.key_slice is None:
         candidates = search_slices(len(frames), request.slice_range)
         for number, slice_index in enumerate(candidates):
             report(progress, f"agent: looking for the target on slice {slice_index}", number, len(candidates))
-            outcome.search[slice_index] = agent_on(slice_index)
+            agent_on(slice_index, functools.partial(outcome.search.__setitem__, slice_index))
         key = choose_key_slice(outcome.search)
     else:
         key = frames.plane.check_slice(request.key_slice)
     report(progress, f"agent: segmenting key slice {key}", 0, 1)
     outcome.key_slice = key
-    trajectory = outcome.key_trajectory = outcome.search.get(key) or agent_on(key)
+    if key in outcome.search:
+        outcome.key_trajectory = outcome.search[key]
+    else:
+        agent_on(key, functools.partial(setattr, outcome, "key_trajectory"))
+    trajectory = outcome.key_trajectory
     if key not in request.locked and not trajectory.final_mask().any():
         raise MedSAMAgentError(
             f"the agent found no {request.description!r} on slice {key} ({trajectory.end_reason}); "
@@ -125,8 +132,8 @@ def _run(outcome: AgentResult, volume, frames, segmenter, policy, request: Agent
     if request.recheck_every:
         for slice_index in review_slices(result.stack, key, request.recheck_every, skip=set(request.locked)):
             report(progress, f"agent: reviewing slice {slice_index}", 0, 1)
-            review = agent_on(slice_index, StartingMask(result.stack[slice_index]))
-            outcome.reviews[slice_index] = review
+            keep = functools.partial(outcome.reviews.__setitem__, slice_index)
+            review = agent_on(slice_index, keep, StartingMask(result.stack[slice_index]))
             if review.actions > 0:
                 outcome.corrections.append(slice_index)
         if outcome.corrections:

@@ -1,5 +1,6 @@
-"""The `medsam-agent` command: segment a volume (here or on a server), evaluate, run the
-demo, serve the models to a department, and manage the server's keys and store.
+"""The `medsam-agent` command: segment a volume (here or on a server), evaluate, report
+what the agent did, run the demo, serve the models to a department, and manage the
+server's keys and store.
 
 Every user error ends with one line on stderr starting with 'error:' and exit status 2;
 nothing is written unless the whole run succeeds. With several targets, a target that
@@ -15,7 +16,7 @@ import sys
 import warnings
 
 from ..errors import MedSAMAgentError
-from . import demo, evaluate, segment, serving
+from . import demo, evaluate, report, segment, serving
 from .targets import EXIT_SOME_TARGETS_FAILED
 
 EXIT_USER_ERROR = 2
@@ -23,6 +24,7 @@ __all__ = ["EXIT_SOME_TARGETS_FAILED", "EXIT_USER_ERROR", "build_parser", "main"
 RUNNERS = {
     "segment": segment.run,
     "eval": evaluate.run,
+    "report": report.run,
     "demo": demo.run,
     **serving.RUNNERS,
 }
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     segment.add_parser(commands)
     evaluate.add_parser(commands)
+    report.add_parser(commands)
     demo.add_parser(commands)
     serving.add_parsers(commands)
     return parser

@@ -19,6 +19,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     evaluation.add_argument("--tolerance", type=float, default=2.0, help="surface Dice tolerance in mm (pixels for 2D images)")
     evaluation.add_argument("--find-slice", action="store_true", help="volumes without a slice column: let the agent search")
     evaluation.add_argument("--overwrite", action="store_true", help="replace earlier reports in the output folder")
+    evaluation.add_argument("--report", action="store_true", help="also write report.html: every case's turns, Dice plots")
     add_model_options(evaluation)
     return evaluation
 
@@ -35,5 +36,10 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(args.manifest, args.output_dir, policy, segmenter, args.tolerance, args.find_slice, progress=bar.update)
     for row in summarise(results):
         print("  ".join(f"{key} {value}" for key, value in row.items()))
-    info(f"wrote {args.output_dir / 'cases.csv'}, summary.csv and summary.md")
+    info(f"wrote {args.output_dir / 'cases.csv'}, summary.csv, summary.md and each case's agent record in records/")
+    if args.report:
+        from ..report import REPORT_FILE
+        from .report import write_checked_report
+
+        info(f"wrote {write_checked_report([args.output_dir], args.output_dir / REPORT_FILE, overwrite=True)}")
     return 0

@@ -46,6 +46,8 @@ def add_agent_options(group) -> None:
     group.add_argument("--agent-model", help="local model folder or Hugging Face id (qwen policy) or served model name (endpoint)")
     group.add_argument("--endpoint", help="URL of an OpenAI-compatible server running MedSAM-Agent")
     group.add_argument("--api-key-env", default="MEDSAM_AGENT_API_KEY", help="environment variable holding the endpoint's API key")
+    group.add_argument("--endpoint-timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="how long one answer of the endpoint may take (default 120); a turn is tried 3 times")
 
 
 def policy_spec(args, required: bool = True):
@@ -55,7 +57,8 @@ def policy_spec(args, required: bool = True):
 
     if not required and not (args.policy or args.agent_model or args.endpoint):
         return None
-    return PolicySpec(name=args.policy or DEFAULT_POLICY, model=args.agent_model, endpoint=args.endpoint, api_key_env=args.api_key_env)
+    return PolicySpec(name=args.policy or DEFAULT_POLICY, model=args.agent_model, endpoint=args.endpoint, api_key_env=args.api_key_env,
+                      timeout=args.endpoint_timeout)
 
 
 def local_engine(args, with_agent: bool) -> Engine:

@@ -8,13 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import MedSAMAgentError, OutputError, PromptError
+from ..errors import PromptError
 from ..orientation import VIEWS
 from ..targets import parse_targets
+from .agent_record import cancel_on_interrupt, check_trajectory_option
 from .options import DEFAULT_POLICY, SERVER_KEY_ENV, add_agent_options, add_model_options, engine_from_args, info
 from .progress_bar import ProgressBar
 from .prompt_options import prompts_from_args
-from .targets import EXIT_SOME_TARGETS_FAILED, folder_name, read_ground_truths, report_failures, run_targets
+from .targets import EXIT_SOME_TARGETS_FAILED, read_ground_truths, record_folders, report_failures, run_targets
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -48,7 +49,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                        help="ground-truth mask on the input grid (for --policy clinician): one per target, or one label map "
                             "whose label n is the n-th target")
     agent.add_argument("--recheck", type=int, metavar="N", help="let the agent review the propagated mask every N slices")
-    agent.add_argument("--save-trajectory", type=Path, metavar="DIR", help="write every turn as JSON and PNG")
+    agent.add_argument("--save-trajectory", type=Path, metavar="DIR",
+                       help="write the agent's record (every turn as JSON and PNG), also when the run fails or is cancelled")
     segment.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
     segment.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     segment.add_argument("--montage", type=Path, help="also write a PNG of slices with the mask overlaid")
@@ -74,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if args.montage:
         check_output_path(args.montage, args.overwrite, protected=[args.input, args.output])
-    if args.save_trajectory:
-        _check_trajectory_folder(args.save_trajectory, args.overwrite)
+    folders = record_folders(args.save_trajectory, targets)
+    for folder in folders.values():
+        check_trajectory_option(folder, args.overwrite)
     if not targets:
         _refuse_agent_options(args)
     engine = engine_from_args(args, with_agent=bool(targets))
@@ -89,25 +92,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         requests = [(args.name or "Segment", _prompt_request(args, volume, plane))]
     info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}; running on {engine.describe()}")
-    with ProgressBar() as bar:
-        try:
-            results = run_targets(engine, requests, bar.update, info)
-        except MedSAMAgentError as error:
-            if args.save_trajectory and error.records:
-                folder = _save_records(error.records, args.save_trajectory, {"status": "failed", "error": str(error)})
-                raise type(error)(f"{error} (the agent's record is in {folder})") from None
-            raise
-    if args.save_trajectory and several:
-        for result in results:
-            if result.error is not None and result.error.records:
-                _save_records(result.error.records, args.save_trajectory / folder_name(result.target),
-                              {"status": "failed", "error": str(result.error)})
+    with ProgressBar() as bar, cancel_on_interrupt() as cancel:
+        results = run_targets(engine, requests, bar.update, cancel, info, folders)
     failed = report_failures(results, lambda line: print(f"error: {line}", file=sys.stderr))
     done = [result for result in results if result.outcome is not None]
     for result in done:
         if targets:
-            folder = args.save_trajectory / folder_name(result.target) if args.save_trajectory and several else args.save_trajectory
-            _report_agent(args, result.outcome, folder)
+            _report_agent(args, result.outcome, folders.get(result.target))
     styles = [segment_style(result.target, args.name) for result in done]
     write_segments([(result.outcome.mask, style) for result, style in zip(done, styles)], volume, output, _provenance(args, targets),
                    sidecar=several)
@@ -192,19 +183,7 @@ def _report_agent(args, outcome, trajectory_folder: Path | None) -> None:
         line += f"; {reviews} slices reviewed, {len(outcome.corrections)} corrected"
     info(line)
     if trajectory_folder:
-        info(f"wrote {_save_records(outcome.records, trajectory_folder, {'status': 'done', 'key_slice': outcome.key_slice})}")
+        from ..engine.records import write_records
 
-
-def _save_records(records, folder: Path, outcome: dict) -> Path:
-    from ..engine.records import write_records
-
-    return write_records(records, folder, outcome).parent
-
-
-def _check_trajectory_folder(folder: Path, overwrite: bool) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"--save-trajectory {folder} exists and is not a folder")
-    if (folder / "trajectory.json").exists() and not overwrite:
-        raise OutputError(f"{folder} already holds a trajectory; pass --overwrite to replace it")
-    if not folder.parent.exists():
-        raise OutputError(f"folder {folder.parent} does not exist")
+        done = {"status": "done", "key_slice": outcome.key_slice, "corrections": outcome.corrections}
+        info(f"wrote the agent's record in {write_records(outcome.records, trajectory_folder, done)}")

@@ -4,18 +4,21 @@ target per request); the results go into one output with one segment each.
 
 A target that fails is reported by name on its own `error:` line and the others are kept
 and written; the exit status is then `EXIT_SOME_TARGETS_FAILED` (3). When every target
-fails, nothing is written and the run ends like any failed run (status 2).
+fails, nothing is written and the run ends like any failed run (status 2). A cancel ends
+the whole run (nothing is written). With `--save-trajectory DIR`, each target's record goes
+in its own folder `DIR/<target>` (one target: DIR itself), whatever its end.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import MedSAMAgentError, PromptError
+from ..errors import Cancelled, MedSAMAgentError, PromptError
+from ..targets import folder_name
+from .agent_record import save_failure_record
 
 EXIT_SOME_TARGETS_FAILED = 3
 
@@ -48,21 +51,32 @@ def read_ground_truths(paths: list[Path], targets: list[str], volume, plane) -> 
     return [plane.to_display(truth > 0) for truth in truths]
 
 
-def folder_name(target: str) -> str:
-    """A folder name for a target's records: 'right kidney' -> 'right_kidney'."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", target).strip("_") or "target"
+def record_folders(folder: Path | None, targets: list[str]) -> dict[str, Path]:
+    """Where each target's record goes: the folder itself for one target, a sub-folder per
+    target for several (created now, so that each record may be written into it)."""
+    if folder is None or not targets:
+        return {}
+    if len(targets) == 1:
+        return {targets[0]: Path(folder)}
+    if Path(folder).parent.is_dir():
+        Path(folder).mkdir(exist_ok=True)
+    return {target: Path(folder) / folder_name(target) for target in targets}
 
 
-def run_targets(engine, requests: list, progress, info) -> list[TargetResult]:
-    """Run each (target, request); a failure is kept with its target, the others go on."""
+def run_targets(engine, requests: list, progress, cancel, info, record_folders: dict[str, Path]) -> list[TargetResult]:
+    """Run each (target, request); a failure is kept with its target (and its record
+    written) while the others go on; a cancel, or the failure of a single target, ends the
+    run."""
     results = []
     for number, (target, request) in enumerate(requests, 1):
         if len(requests) > 1:
             info(f"target {number}/{len(requests)}: {target!r}")
         try:
-            results.append(TargetResult(target, outcome=engine.run(request, progress=progress)))
+            results.append(TargetResult(target, outcome=engine.run(request, progress=progress, cancel=cancel)))
         except MedSAMAgentError as error:
-            if len(requests) == 1:
+            if target in record_folders:
+                save_failure_record(error, record_folders[target])
+            if len(requests) == 1 or isinstance(error, Cancelled):
                 raise
             results.append(TargetResult(target, error=error))
     return results

@@ -24,6 +24,7 @@ class PolicySpec:
     endpoint: str | None = None
     api_key_env: str = "MEDSAM_AGENT_API_KEY"
     api_key: str | None = None
+    timeout: float = 120.0  # seconds the endpoint may take for one answer
 
     def __repr__(self) -> str:  # never show the key
         return f"PolicySpec(name={self.name!r}, model={self.model!r}, endpoint={self.endpoint!r})"
@@ -76,7 +77,8 @@ class LocalEngine(Engine):
 
             spec = self.policy_spec
             self._policy = create_policy(
-                spec.name, model=spec.model, device=self.device, url=spec.endpoint, api_key_env=spec.api_key_env, api_key=spec.api_key
+                spec.name, model=spec.model, device=self.device, url=spec.endpoint, api_key_env=spec.api_key_env, api_key=spec.api_key,
+                timeout=spec.timeout,
             )
         return self._policy
 

@@ -30,6 +30,8 @@ READ_TIMEOUT = 120.0
 UNREACHABLE_GRACE_SECONDS = 30.0
 LONG_POLL_SECONDS = 10.0
 CANCEL_POLL_SECONDS = 0.5  # how soon a cancel reaches the server at most
+CANCEL_RECORD_WAIT_SECONDS = 10.0  # for a cancelled job's record, after the server's own wait
+FINISHED = ("done", "failed", "cancelled")
 RESUBMISSIONS = 3
 PROXY_UNAVAILABLE = (502, 504)  # a reverse proxy whose worker is down or restarting
 
@@ -139,25 +141,31 @@ class RemoteEngine(Engine):
         wait = CANCEL_POLL_SECONDS if cancel is not None else LONG_POLL_SECONDS
         while True:
             if cancel is not None and cancel():
-                self._cancel(job_id)
-                raise Cancelled()
+                raise self._cancel(job_id)
             response = self._call("GET", f"/v1/jobs/{job_id}", cancel, expect=(200, 404), params={"after": version, "wait": wait})
             if response.status_code == 404:
                 return None
             status = response.json()
             version = status["version"]
-            if status["status"] in ("done", "failed", "cancelled"):
+            if status["status"] in FINISHED:
                 return status
             if status["status"] == "queued":
                 report(progress, f"waiting for the server: {status['position']} jobs ahead", 0, 1)
             else:
                 report(progress, status["step"], status["done"], max(status["total"], 1))
 
-    def _cancel(self, job_id: str) -> None:
+    def _cancel(self, job_id: str) -> MedSAMAgentError:
+        """Stop the job and wait a little for it to stop: the error to raise, a cancelled
+        job's with the agent's record so far."""
+        deadline = time.monotonic() + CANCEL_RECORD_WAIT_SECONDS
         try:
-            self._session.delete(f"{self.url}/v1/jobs/{job_id}", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-        except requests.RequestException:
-            pass  # the server is gone: the job went with it
+            status = self._session.delete(f"{self.url}/v1/jobs/{job_id}", timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)).json()
+            while status.get("status") not in FINISHED and time.monotonic() < deadline:
+                status = self._session.get(f"{self.url}/v1/jobs/{job_id}", params={"after": status["version"], "wait": CANCEL_POLL_SECONDS},
+                                           timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)).json()
+        except (requests.RequestException, ValueError, KeyError):
+            return Cancelled()  # the server is gone, and the job with it
+        return wire_errors.from_status(status) if status.get("status") in ("failed", "cancelled") else Cancelled()
 
     # -- HTTP ---------------------------------------------------------------------------
     def _call(self, method: str, path: str, cancel: CancelCheck | None, expect=(200, 201, 202), **options) -> requests.Response:

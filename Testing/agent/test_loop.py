@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from MedSAMAgentLib.agent.loop import END_INVALID, END_MAX_ACTIONS, END_STOP, END_STOP_BEFORE_ACTING, StartingMask, run_agent
+from MedSAMAgentLib.agent.loop import (
+    END_CANCELLED,
+    END_INVALID,
+    END_MAX_ACTIONS,
+    END_POLICY_ERROR,
+    END_STOP,
+    END_STOP_BEFORE_ACTING,
+    StartingMask,
+    run_agent,
+)
 from MedSAMAgentLib.agent.protocol import FOLLOW_UP_TEXT, SYSTEM_PROMPT, first_turn_text, tool_call_text
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.errors import Cancelled
+from MedSAMAgentLib.errors import AgentError, Cancelled
 from Testing.fixtures.policies import ScriptedPolicy
 from Testing.fixtures.segmenters import BoxFillSegmenter
 
@@ -160,10 +169,33 @@ def test_a_review_starts_from_the_given_mask():
     assert messages[-1]["content"][1]["text"] == FOLLOW_UP_TEXT
 
 
-def test_cancel_between_turns():
+def test_cancel_between_turns_ends_the_trajectory_as_cancelled():
     image = np.zeros((64, 64, 3), np.uint8)
-    with pytest.raises(Cancelled):
-        run_agent(image, "x", ScriptedPolicy([box_call([100, 100, 900, 900])] * 5), BoxFillSegmenter(), cancel=lambda: True)
+    started = []
+    asked = iter([False, False, True])  # before turn 1, after its answer, before turn 2
+    with pytest.raises(Cancelled) as cancelled:
+        run_agent(image, "x", ScriptedPolicy([box_call([100, 100, 900, 900])] * 5), BoxFillSegmenter(),
+                  cancel=lambda: next(asked), started=started.append)
+    trajectory = started[0]
+    assert (trajectory.end_reason, trajectory.error) == (END_CANCELLED, str(cancelled.value))
+    assert [turn.action.kind for turn in trajectory.turns] == ["box"] and trajectory.final_mask().any()
+
+
+def test_a_policy_error_mid_loop_keeps_the_turns_so_far():
+    """An endpoint that fails on the second turn: the error goes on to the caller, and the
+    trajectory it interrupted holds the first turn, the end reason and the error's line."""
+    image = np.zeros((64, 64, 3), np.uint8)
+
+    def failing(observation):
+        raise AgentError("agent endpoint http://x/v1 failed after 3 attempts: timed out")
+
+    started = []
+    with pytest.raises(AgentError, match="timed out"):
+        run_agent(image, "x", ScriptedPolicy([box_call([100, 100, 900, 900]), failing]), BoxFillSegmenter(), started=started.append)
+    trajectory = started[0]
+    assert trajectory.end_reason == END_POLICY_ERROR and trajectory.error.endswith("failed after 3 attempts: timed out")
+    assert [turn.number for turn in trajectory.turns] == [1] and trajectory.actions == 1
+    assert trajectory.as_dict()["error"] == trajectory.error
 
 
 def test_letterbox_round_trip_for_anisotropic_pixels():

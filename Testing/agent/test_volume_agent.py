@@ -15,6 +15,7 @@ from MedSAMAgentLib.agent.parsing import parse_action
 from MedSAMAgentLib.agent.protocol import tool_call_text
 from MedSAMAgentLib.agent.view import Letterbox
 from MedSAMAgentLib.agent.volume_agent import choose_key_slice, review_slices, search_slices
+from MedSAMAgentLib.engine.records import read_records
 from MedSAMAgentLib.errors import MedSAMAgentError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box
@@ -78,9 +79,15 @@ def test_target_with_the_clinician_finds_the_slice_reviews_and_saves_turns(tmp_p
     runs = {role: [run for run in record["runs"] if run["role"] == role] for role in ("key", "search", "review")}
     assert [run["slice_index"] for run in runs["key"]] == [key]
     assert len(runs["search"]) == 6 and runs["review"]  # the key slice was one of the 7 searched
-    assert runs["key"][0]["turns"][0]["action"]["kind"] == "box"
-    pictures = sorted(p.name for p in turns.glob("*.png"))
-    assert f"key_slice{key:04d}_turn01.png" in pictures and any(p.startswith("review_") for p in pictures)
+    for run in record["runs"]:  # each agent run its own sub-record: its turns and a picture per turn
+        assert len(list((turns / run["folder"]).glob("turn*.png"))) == run["turns"] > 0
+    assert runs["key"][0]["folder"] == f"01_key_slice{key:04d}"
+    outcome, records = read_records(turns)
+    assert outcome["status"] == "done" and records[0].role == "key" and len(records) == len(record["runs"])
+    key_run = records[0]
+    assert key_run.turns[0].kind == "box" and key_run.turns[0].picture_png.startswith(b"\x89PNG")
+    # the truth is known (--gt): the Dice after each turn, the last one that of the key slice's final mask
+    assert key_run.turns[0].dice is not None and 0.9 <= [t.dice for t in key_run.turns if t.dice is not None][-1] <= 1
     header = sitk.ReadImage(str(output))
     assert header.GetMetaData("Segment0_Name") == "right kidney"
 

@@ -137,14 +137,21 @@ def agent_script(phantom) -> list[dict]:
 
 def test_the_agent_on_the_server_does_what_it_does_here(tmp_path, keys, phantom, local_engine):
     """The server runs the agent behind an OpenAI-compatible endpoint (as with vLLM); a
-    success and a failure give the same mask, error and record as this computer."""
+    success and a failure give the same mask, error and record as this computer, and a
+    cancelled job brings back the record of the turns it took."""
     from MedSAMAgentLib.engine.local import PolicySpec
     from Testing.fixtures.chat_server import ScriptedChatServer
     from Testing.fixtures.server import ServerProcess
 
     garbage = [{"content": "I think the kidney is somewhere."}] * 2
     request = kidney_request(phantom, prompts=None, target="right kidney in abdomen CT")
-    with ScriptedChatServer((agent_script(phantom) + garbage) * 2) as model:
+    stop = threading.Event()
+
+    def press_cancel(body):  # the user cancels while the model answers the second turn
+        stop.set()
+        return {"sleep": 1.0, **agent_script(phantom)[1]}
+
+    with ScriptedChatServer((agent_script(phantom) + garbage) * 2 + [agent_script(phantom)[0], press_cancel]) as model:
         local_engine.policy_spec = PolicySpec("endpoint", model="medsam-agent", endpoint=model.url)
         here = local_engine.run(request)
         with pytest.raises(MedSAMAgentError) as failed_here:
@@ -155,11 +162,15 @@ def test_the_agent_on_the_server_does_what_it_does_here(tmp_path, keys, phantom,
             there = remote.run(request)
             with pytest.raises(MedSAMAgentError) as failed_there:
                 remote.run(request)
+            with pytest.raises(Cancelled) as cancelled_there:
+                remote.run(request, cancel=stop.is_set)
     assert np.array_equal(there.mask, here.mask) and there.mask.any()
     assert untimed(there.records) == untimed(here.records) and [turn.label for turn in there.records[0].turns] == ["box", "stop"]
     assert str(failed_there.value) == str(failed_here.value) and "answered 2 times without a tool call" in str(failed_here.value)
     assert type(failed_there.value) is type(failed_here.value)
     assert untimed(failed_there.value.records) == untimed(failed_here.value.records)
+    [cancelled_run] = cancelled_there.value.records  # the cancelled job's record travels back too
+    assert (cancelled_run.role, cancelled_run.end_reason, [turn.label for turn in cancelled_run.turns]) == ("key", "cancelled", ["box"])
 
 
 def untimed(records) -> list[dict]:
