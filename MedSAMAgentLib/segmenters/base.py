@@ -10,8 +10,10 @@ Two operations:
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +69,31 @@ class SliceFrames:
     @property
     def pixel_spacing(self) -> tuple[float, float]:
         return self.plane.pixel_spacing
+
+
+class EncodingCache:
+    """The image encoder's output for the last few slices, keyed by the slice's content
+    (and how it was framed), so that an agent's turns on one slice and the propagation
+    passes over it encode it once."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._entries: OrderedDict[bytes, object] = OrderedDict()
+
+    def get(self, image: np.ndarray, encode: Callable[[], object], *framing: float) -> object:
+        key = hashlib.blake2b(image.tobytes(), digest_size=16)
+        key.update(np.asarray([*image.shape, *framing], dtype=np.float64).tobytes())
+        key = key.digest()
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        value = self._entries[key] = encode()
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def slice_frames(volume: Volume, view: str = "axial", window: str | Window | None = None, target: str | None = None) -> SliceFrames:

@@ -12,10 +12,8 @@ mask, grown by a margin.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError
 from ..prompts import Box, SlicePrompts
-from .base import Prediction, Seed, Segmenter, SliceFrames
+from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
 from .box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules
 from .checkpoints import load_weights, sha256
 from .devices import resolve_device
@@ -86,8 +84,7 @@ class LiteMedSAM(Segmenter):
             self.runtime = TORCH_F32
         self._encode = (lambda tensor: compiled(tensor)[0]) if compiled is not None else self.model.image_encoder
         self.rules = rules
-        self._embeddings: OrderedDict[bytes, torch.Tensor] = OrderedDict()
-        self._cache_size = cache_size
+        self._embeddings = EncodingCache(cache_size)
 
     # -- 2D ---------------------------------------------------------------------------
     def predict_slice(
@@ -128,18 +125,10 @@ class LiteMedSAM(Segmenter):
         return Prediction(mask=mask.cpu().numpy(), logits=logits, score=float(iou[0, 0]))
 
     def _embed(self, image: np.ndarray, frame: _ModelFrame) -> torch.Tensor:
-        key = hashlib.blake2b(image.tobytes(), digest_size=16)
-        key.update(np.asarray([*image.shape, *frame.region]).tobytes())
-        key = key.digest()
-        if key in self._embeddings:
-            self._embeddings.move_to_end(key)
-            return self._embeddings[key]
-        tensor = frame.to_model(image).to(self.device).contiguous(memory_format=torch.channels_last)
-        embedding = self._encode(tensor)
-        self._embeddings[key] = embedding
-        while len(self._embeddings) > self._cache_size:
-            self._embeddings.popitem(last=False)
-        return embedding
+        def encode() -> torch.Tensor:
+            return self._encode(frame.to_model(image).to(self.device).contiguous(memory_format=torch.channels_last))
+
+        return self._embeddings.get(image, encode, *frame.region)
 
     # -- 3D ---------------------------------------------------------------------------
     def track(

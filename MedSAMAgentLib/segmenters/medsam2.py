@@ -9,7 +9,6 @@ is loaded strictly with `weights_only=True`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError
 from ..prompts import SlicePrompts
-from .base import Prediction, Seed, Segmenter, SliceFrames
+from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
 from .checkpoints import load_weights, sha256
 from .devices import autocast, resolve_device
 from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_encoder, select_runtime
@@ -104,8 +103,7 @@ class MedSAM2(Segmenter):
         self.image_size = int(self.model.image_size)
         self.runtime = select_runtime(runtime, self.device)
         self._compile_image_encoder(sha256(path))
-        self._features: OrderedDict[bytes, dict] = OrderedDict()
-        self._feature_cache_size = feature_cache_size
+        self._features = EncodingCache(feature_cache_size)
         _quiet_sam2()
 
     # -- 2D ---------------------------------------------------------------------------
@@ -157,23 +155,16 @@ class MedSAM2(Segmenter):
         return ((resized > 0.5).float() * 20.0 - 10.0).to(self.device)
 
     def _image_features(self, image: np.ndarray) -> dict:
-        key = hashlib.blake2b(image.tobytes(), digest_size=16)
-        key.update(np.asarray(image.shape).tobytes())
-        key = key.digest()
-        if key in self._features:
-            self._features.move_to_end(key)
-            return self._features[key]
+        return self._features.get(image, lambda: self._encode_features(image))
+
+    def _encode_features(self, image: np.ndarray) -> dict:
         tensor = _to_model_input(image, self.image_size, self.device)[None]
         backbone = self.model.forward_image(tensor)
         _, vision_feats, _, feat_sizes = self.model._prepare_backbone_features(backbone)
         if self.model.directly_add_no_mem_embed:
             vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
         maps = [feat.permute(1, 2, 0).reshape(1, -1, *size) for feat, size in zip(vision_feats, feat_sizes)]
-        features = {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
-        self._features[key] = features
-        while len(self._features) > self._feature_cache_size:
-            self._features.popitem(last=False)
-        return features
+        return {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
 
     # -- 3D ---------------------------------------------------------------------------
     def track(
