@@ -142,10 +142,14 @@ class LiteMedSAM(Segmenter):
         tracker: BoxTracker | None = None
         for slice_index in range(seed.slice_index, stop_index + step, step):
             image = frames[slice_index]
+            score = None
             if slice_index in locked:
                 mask = locked[slice_index]
+            elif slice_index == seed.slice_index and seed.mask is not None:
+                mask = seed.mask
             elif slice_index == seed.slice_index:
-                mask = seed.mask if seed.mask is not None else self._predict(image, seed.prompts, self.rules.zoom).mask
+                prediction = self._predict(image, seed.prompts, self.rules.zoom)
+                mask, score = prediction.mask, prediction.score
             elif tracker is None:
                 mask = np.zeros(frames.image_shape, bool)
             else:
@@ -157,7 +161,9 @@ class LiteMedSAM(Segmenter):
                         break
             if mask.any():
                 if tracker is None:
-                    tracker = BoxTracker(self.rules, image, mask)
+                    if score is None:  # a drawn mask: the model's estimate for its box stands in
+                        score = self._predict(image, SlicePrompts(box=self.rules.box_around(mask)), self.rules.zoom).score
+                    tracker = BoxTracker(self.rules, image, mask, score)
                 else:
                     tracker.follow(image, mask)
             yield slice_index, mask
