@@ -27,7 +27,7 @@ from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
 from .box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules
 from .checkpoints import load_weights, sha256
 from .devices import resolve_device
-from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_encoder, select_runtime
+from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_module, select_runtime
 
 INPUT_SIZE = 256
 ZOOM_CONTEXT = 2.0  # the zoomed region spans this many box sides...
@@ -78,11 +78,20 @@ class LiteMedSAM(Segmenter):
         # about 20% faster with the same results (to 1e-5).
         self.model.image_encoder.to(memory_format=torch.channels_last)
         self.runtime = select_runtime(runtime, self.device)
+        weights_sha256 = sha256(path)
         example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
-        compiled = compiled_encoder(self.model.image_encoder, [example], self.name, sha256(path), self.runtime)
-        if compiled is None:
+        encoder = compiled_module(self.model.image_encoder, [example], self.name, "image encoder", weights_sha256, self.runtime)
+        self._encode = (lambda tensor: encoder(tensor)[0]) if encoder is not None else self.model.image_encoder
+        decoder = _BoxAndPointDecoder(self.model)
+        width, size = self.model.prompt_encoder.embed_dim, self.model.prompt_encoder.image_embedding_size
+        # A box is two prompt tokens and each click one more: the token count varies.
+        examples, shapes = [torch.zeros(1, width, *size), torch.zeros(1, 2, width)], [[1, width, *size], [1, -1, width]]
+        # In bf16 the decoder's IoU estimate moved across the tracking rules' floor on a
+        # whole brain's boundary slice; OpenVINO f32 gives PyTorch's masks to the pixel.
+        f32_reason = "to give PyTorch's masks and IoU estimates exactly"
+        self._decode = compiled_module(decoder, examples, self.name, "mask decoder", weights_sha256, self.runtime, shapes, f32_reason) or decoder
+        if encoder is None:
             self.runtime = TORCH_F32
-        self._encode = (lambda tensor: compiled(tensor)[0]) if compiled is not None else self.model.image_encoder
         self.rules = rules
         self._embeddings = EncodingCache(cache_size)
 
@@ -111,16 +120,8 @@ class LiteMedSAM(Segmenter):
             box = prompts.box
             corners = [*frame.to_model_xy(box.x0, box.y0), *frame.to_model_xy(box.x1, box.y1)]
             boxes = torch.tensor([[corners]], dtype=torch.float32, device=self.device)
-        sparse, dense = encoder(points=points, boxes=boxes, masks=None)
-        # Single output, as the model was trained: with a box and a click, picking the best
-        # of SAM's three candidates scored 0.77 Dice against 0.80 for the single mask.
-        logits, iou = self.model.mask_decoder(
-            image_embeddings=embedding,
-            image_pe=encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-        )
+        sparse, _ = encoder(points=points, boxes=boxes, masks=None)
+        logits, iou = self._decode(embedding, sparse)
         mask = frame.to_slice(logits) > 0
         return Prediction(mask=mask.cpu().numpy(), logits=logits, score=float(iou[0, 0]))
 
@@ -167,6 +168,32 @@ class LiteMedSAM(Segmenter):
                 else:
                     tracker.follow(image, mask)
             yield slice_index, mask
+
+
+class _BoxAndPointDecoder(torch.nn.Module):
+    """The mask decoder for prompts without a mask input (LiteMedSAM never takes one), with
+    the inputs that never change folded in: the dense positional encoding and the no-mask
+    embedding."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.decoder = model.mask_decoder
+        prompts = model.prompt_encoder
+        size = prompts.image_embedding_size
+        with torch.inference_mode():
+            self.register_buffer("positions", prompts.get_dense_pe().clone())
+            self.register_buffer("no_mask", prompts.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *size).clone())
+
+    def forward(self, embedding: torch.Tensor, sparse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Single output, as the model was trained: with a box and a click, picking the best
+        # of SAM's three candidates scored 0.77 Dice against 0.80 for the single mask.
+        return self.decoder(
+            image_embeddings=embedding,
+            image_pe=self.positions,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=self.no_mask,
+            multimask_output=False,
+        )
 
 
 def _zoom_region(box: Box, height: int, width: int) -> tuple[int, int, int, int] | None:

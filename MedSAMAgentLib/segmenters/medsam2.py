@@ -24,7 +24,7 @@ from ..prompts import SlicePrompts
 from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
 from .checkpoints import load_weights, sha256
 from .devices import autocast, resolve_device
-from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_encoder, select_runtime
+from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_module, select_runtime
 
 HUB_REPO = "wanglab/MedSAM2"
 HUB_FILE = "MedSAM2_latest.pt"
@@ -208,7 +208,7 @@ class MedSAM2(Segmenter):
         torch."""
         encoder = self.model.image_encoder
         example = torch.zeros(1, 3, self.image_size, self.image_size)
-        compiled = compiled_encoder(_FeaturePyramid(encoder), [example], self.name, weights_sha256, self.runtime)
+        compiled = compiled_module(_FeaturePyramid(encoder), [example], self.name, "image encoder", weights_sha256, self.runtime)
         if compiled is None:
             self.runtime = TORCH_F32
             return

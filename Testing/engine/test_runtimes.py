@@ -17,7 +17,7 @@ import torch
 from MedSAMAgentLib.errors import MedSAMAgentError
 from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.metrics import dice
-from MedSAMAgentLib.prompts import Box, SlicePrompts
+from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest, segment
 from MedSAMAgentLib.segmenters.base import slice_frames
 from MedSAMAgentLib.segmenters.runtimes import TORCH_F32, select_runtime
@@ -75,6 +75,26 @@ def test_fast_runtime_gives_the_masks_of_pytorch_f32(litemedsam, litemedsam_torc
     assert abs(np.mean(fast_scores) - np.mean(torch_scores)) <= 0.01
 
 
+def test_litemedsam_mask_decoder_in_the_runtime_gives_pytorchs_masks_to_the_pixel(litemedsam):
+    """The decoder runs in f32 even where the encoder uses bf16: the tracking rules compare
+    its IoU estimate with a floor, and bf16 moved it across on a whole brain's edge."""
+    from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM, _BoxAndPointDecoder
+    from MedSAMAgentLib.segmenters.runtimes.openvino_backend import OpenVINOModule
+
+    assert isinstance(litemedsam._decode, OpenVINOModule)
+    reference = LiteMedSAM(device="cpu")
+    reference._decode = _BoxAndPointDecoder(reference.model)  # PyTorch's decoder behind the same encoder
+    frames, truth, indices = anatomy_slices("brain1", 2)
+    for index in indices:
+        box = Box.around(truth[index], margin=2)
+        row, col = np.argwhere(truth[index]).mean(axis=0)
+        for prompts in (SlicePrompts(box=box), SlicePrompts(box=box, points=(Point(float(col), float(row)), Point(box.x0, box.y0, False)))):
+            fast, slow = litemedsam.predict_slice(frames[index], prompts), reference.predict_slice(frames[index], prompts)
+            assert fast.mask.sum() > 100
+            np.testing.assert_array_equal(fast.mask, slow.mask)
+            assert abs(fast.score - slow.score) < 1e-4
+
+
 def test_medsam2_encoder_runs_in_the_runtime_with_pytorch_features(medsam2, random_medsam2_checkpoint):
     from MedSAMAgentLib.segmenters.medsam2 import MedSAM2
 
@@ -116,7 +136,7 @@ def test_without_openvino_the_command_line_falls_back_to_pytorch(tmp_path, litem
 def test_corrupt_cached_model_is_rebuilt(tmp_path, monkeypatch, capfd, litemedsam, converted_model_cache):
     from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
 
-    (original,) = converted_model_cache.glob("litemedsam-*")
+    (original,) = converted_model_cache.glob("litemedsam-image-encoder-*")
     damaged = tmp_path / original.name
     shutil.copytree(original, damaged)
     weights = damaged / "model.bin"

@@ -1,7 +1,7 @@
 """Which engine runs the segmenters' image encoders, and in which precision.
 
 - `torch`: plain PyTorch in f32, the reference.
-- `openvino`: the image encoder converted to OpenVINO (cached on disk, keyed by the
+- `openvino`: the image encoder (and LiteMedSAM's mask decoder) converted to OpenVINO (cached on disk, keyed by the
   weights' SHA-256 and the OpenVINO version) in bf16 where the CPU computes bf16 natively,
   f32 elsewhere; the parts left in PyTorch run under bf16 autocast where supported.
 - `auto` (default): `openvino` on the CPU; on CUDA, PyTorch as before.
@@ -61,29 +61,38 @@ def select_runtime(choice: str, device: torch.device) -> Runtime:
     return Runtime("openvino", bf16=cpu_supports_bf16())
 
 
-def compiled_encoder(
+def compiled_module(
     module: torch.nn.Module,
     example_inputs: Sequence[torch.Tensor],
     name: str,
+    part: str,
     weights_sha256: str,
     runtime: Runtime,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+    f32_reason: str | None = None,
     cache: Path | None = None,
 ) -> Callable[..., tuple[torch.Tensor, ...]] | None:
-    """`module` compiled by `runtime`, or None when it stays in PyTorch (runtime `torch`,
-    or a conversion that failed, with a warning)."""
+    """`module`, the `part` ("image encoder", "mask decoder") of model `name`, compiled by
+    `runtime`; None when it stays in PyTorch (runtime `torch`, or a conversion that failed,
+    with a warning). `input_shapes` marks dimensions that vary between calls with -1 (by
+    default every shape is the example's). With `f32_reason`, the part runs in f32 even
+    where the runtime would use bf16, and the announcement says why."""
+    if f32_reason is not None:
+        runtime = Runtime(runtime.name, bf16=False)
     if runtime.name != "openvino":
         return None
     from .openvino_backend import load_openvino_module, openvino_version
 
+    entry_name = f"{name}-{part.replace(' ', '-')}"
     try:
-        compiled = load_openvino_module(module, example_inputs, name, weights_sha256, runtime.bf16, cache)
+        compiled = load_openvino_module(module, example_inputs, entry_name, weights_sha256, runtime.bf16, cache, input_shapes)
     except Exception as error:  # any converter or compiler failure leaves the PyTorch path working
-        fall_back(f"OpenVINO could not convert the {name} image encoder ({error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''})")
+        fall_back(f"OpenVINO could not convert the {name} {part} ({error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''})")
         return None
     if compiled.conversion_seconds:
-        print(f"{name}: image encoder converted to OpenVINO in {compiled.conversion_seconds:.0f} s (once; cached)", file=sys.stderr)
-    reason = "the CPU computes bf16 natively" if runtime.bf16 else "the CPU has no native bf16"
-    announce(f"{name}: image encoder on OpenVINO {openvino_version()} in {runtime.precision} ({reason}), {usable_cores()} threads")
+        print(f"{name}: {part} converted to OpenVINO in {compiled.conversion_seconds:.0f} s (once; cached)", file=sys.stderr)
+    reason = f32_reason or ("the CPU computes bf16 natively" if runtime.bf16 else "the CPU has no native bf16")
+    announce(f"{name}: {part} on OpenVINO {openvino_version()} in {runtime.precision} ({reason}), {usable_cores()} threads")
     return compiled
 
 
@@ -98,4 +107,4 @@ def announce(message: str) -> None:
         print(message, file=sys.stderr)
 
 
-__all__ = ["RUNTIME_CHOICES", "DEFAULT_RUNTIME", "Runtime", "TORCH_F32", "select_runtime", "compiled_encoder", "announce"]
+__all__ = ["RUNTIME_CHOICES", "DEFAULT_RUNTIME", "Runtime", "TORCH_F32", "select_runtime", "compiled_module", "announce"]

@@ -47,14 +47,17 @@ def load_openvino_module(
     weights_sha256: str,
     bf16: bool,
     root: Path | None = None,
+    input_shapes: Sequence[Sequence[int]] | None = None,
 ) -> OpenVINOModule:
-    """`module` (fixed input shapes as in `example_inputs`) as an OpenVINO model, from the
-    cache entry keyed by `name`, the weights' SHA-256 and the OpenVINO version; converted
-    and stored there first when the entry is missing or corrupt."""
+    """`module` as an OpenVINO model, from the cache entry keyed by `name`, the weights'
+    SHA-256 and the OpenVINO version; converted and stored there first when the entry is
+    missing or corrupt. Input shapes are those of `example_inputs` unless `input_shapes`
+    gives them (-1 for a dimension that varies)."""
     import openvino
 
     version = openvino_version()
-    facts = {"model": name, "weights_sha256": weights_sha256, "openvino": version, "inputs": _shapes(example_inputs)}
+    shapes = [list(shape) for shape in input_shapes] if input_shapes is not None else [list(tensor.shape) for tensor in example_inputs]
+    facts = {"model": name, "weights_sha256": weights_sha256, "openvino": version, "inputs": _shapes(shapes)}
     entry = CacheEntry(root or cache_root(), f"{name}-{weights_sha256[:16]}-openvino-{version}", facts)
     core = openvino.Core()
     config = {
@@ -68,22 +71,24 @@ def load_openvino_module(
         except RuntimeError:  # the files match their manifest but OpenVINO rejects them: rebuild
             pass
     started = time.perf_counter()
-    entry.write(lambda folder: _convert(module, example_inputs, folder))
+    entry.write(lambda folder: _convert(module, example_inputs, shapes, folder))
     seconds = time.perf_counter() - started
     return OpenVINOModule(core.compile_model(core.read_model(str(entry.folder / MODEL_FILE)), "CPU", config), seconds)
 
 
-def _convert(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor], folder: Path) -> None:
+def _convert(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor], shapes: list[list[int]], folder: Path) -> None:
     import openvino
 
     # Tracing warns about its own deprecation and about shape arithmetic it cannot follow;
-    # the shapes here are fixed (the cache key holds them) and the result is checked against
+    # the shapes here are declared (the cache key holds them) and the result is checked against
     # PyTorch by the tests, so none of it is the user's to act on.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        converted = openvino.convert_model(module.eval(), example_input=tuple(example_inputs))
+        converted = openvino.convert_model(
+            module.eval(), example_input=tuple(example_inputs), input=[openvino.PartialShape(shape) for shape in shapes]
+        )
     openvino.save_model(converted, str(folder / MODEL_FILE), compress_to_fp16=False)
 
 
-def _shapes(tensors: Sequence[torch.Tensor]) -> str:
-    return ";".join("x".join(map(str, tensor.shape)) for tensor in tensors)
+def _shapes(shapes: list[list[int]]) -> str:
+    return ";".join("x".join(map(str, shape)) for shape in shapes)
