@@ -15,7 +15,7 @@ existing output is replaced only when asked.
 from __future__ import annotations
 
 import os
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import SimpleITK as sitk
 
 from ..anatomy import SegmentStyle
 from ..errors import OutputError
+from .atomic import replaced_atomically
 from .dicom_seg import Provenance, check_dicom_output, write_dicom_seg
 from .volumes import Geometry, Volume
 
@@ -122,26 +123,19 @@ def write_volume(volume: Volume, path: Path) -> Path:
 
 def _atomic(paths: list[Path], write) -> list[Path]:
     """Run `write` on temporary files beside `paths`, then rename them all into place."""
-    temps = []
     try:
-        for path in paths:
-            suffix = output_suffix(path) if path.name.lower().endswith(OUTPUT_SUFFIXES) else path.suffix
-            handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
-            os.close(handle)
-            temps.append(Path(temp_name))
-        write(temps)
-        for temp, path in zip(temps, paths):
-            os.replace(temp, path)
+        with ExitStack() as stack:
+            temps = [stack.enter_context(replaced_atomically(path, _format_suffix(path))) for path in paths]
+            write(temps)
     except (OSError, RuntimeError, ValueError) as error:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else error.__class__.__name__
         raise OutputError(f"cannot write {paths[0]}: {reason}") from None
-    except BaseException:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
-        raise
     return list(paths)
+
+
+def _format_suffix(path: Path) -> str:
+    """The suffix a writer chooses its format by (".seg.nrrd", ".nii.gz", ...)."""
+    return output_suffix(path) if path.name.lower().endswith(OUTPUT_SUFFIXES) else path.suffix
 
 
 def _image(array: np.ndarray, geometry: Geometry) -> sitk.Image:

@@ -135,20 +135,14 @@ def decode_volume(blob: bytes, expected_digest: str, max_voxel_bytes: int) -> Vo
 
 # -- masks --------------------------------------------------------------------------------
 def encode_mask(mask: np.ndarray) -> dict:
-    import zstandard
-
-    bits = np.packbits(np.asarray(mask, dtype=bool), axis=None).tobytes()
-    return {"shape": [int(n) for n in mask.shape], "bits": base64.b64encode(zstandard.compress(bits)).decode("ascii")}
+    return {"shape": [int(n) for n in mask.shape], "bits": base64.b64encode(_packed(mask)).decode("ascii")}
 
 
 def decode_mask(data: dict, shape: tuple[int, ...] | None = None) -> np.ndarray:
     import zstandard
 
     try:
-        mask_shape = tuple(int(n) for n in data["shape"])
-        count = int(np.prod(mask_shape))
-        bits = zstandard.ZstdDecompressor().decompress(base64.b64decode(data["bits"], validate=True), max_output_size=(count + 7) // 8)
-        mask = np.unpackbits(np.frombuffer(bits, np.uint8), count=count).reshape(mask_shape).astype(bool)
+        mask = _unpacked(base64.b64decode(data["bits"], validate=True), tuple(int(n) for n in data["shape"]))
     except (KeyError, TypeError, ValueError, zstandard.ZstdError) as error:
         raise CorruptDataError(f"a mask does not decode ({error.__class__.__name__}: {error})") from None
     if shape is not None and mask.shape != tuple(shape):
@@ -210,8 +204,6 @@ def request_from_json(body: dict, volume: Volume) -> SegmentationRequest:
 # -- results ------------------------------------------------------------------------------
 def encode_outcome(outcome: SegmentationOutcome) -> bytes:
     """The outcome, its mask cropped to the box that holds the object."""
-    import zstandard
-
     mask = outcome.mask
     crop = _extent(mask)
     inside = mask[tuple(slice(low, high + 1) for low, high in crop)] if crop else np.zeros((0, 0, 0), bool)
@@ -225,7 +217,7 @@ def encode_outcome(outcome: SegmentationOutcome) -> bytes:
         "corrections": [int(index) for index in outcome.corrections],
         "records": [record.as_json() for record in outcome.records],
     }
-    return _frame(RESULT_MAGIC, header, zstandard.compress(np.packbits(inside, axis=None).tobytes()))
+    return _frame(RESULT_MAGIC, header, _packed(inside))
 
 
 def decode_outcome(blob: bytes) -> SegmentationOutcome:
@@ -236,10 +228,7 @@ def decode_outcome(blob: bytes) -> SegmentationOutcome:
         mask = np.zeros(tuple(header["shape"]), bool)
         if header["crop"]:
             box = tuple(slice(low, high + 1) for low, high in header["crop"])
-            inside_shape = mask[box].shape
-            count = int(np.prod(inside_shape))
-            bits = zstandard.ZstdDecompressor().decompress(payload, max_output_size=(count + 7) // 8)
-            mask[box] = np.unpackbits(np.frombuffer(bits, np.uint8), count=count).reshape(inside_shape).astype(bool)
+            mask[box] = _unpacked(payload, mask[box].shape)
         return SegmentationOutcome(
             mask=mask,
             view=header["view"],
@@ -251,6 +240,21 @@ def decode_outcome(blob: bytes) -> SegmentationOutcome:
         )
     except (KeyError, TypeError, ValueError, zstandard.ZstdError) as error:
         raise CorruptDataError(f"the server's result does not decode ({error.__class__.__name__}: {error})") from None
+
+
+def _packed(mask: np.ndarray) -> bytes:
+    """A boolean array as zstd-compressed packed bits (its shape travels separately)."""
+    import zstandard
+
+    return zstandard.compress(np.packbits(np.asarray(mask, dtype=bool), axis=None).tobytes())
+
+
+def _unpacked(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    import zstandard
+
+    count = int(np.prod(shape))
+    bits = zstandard.ZstdDecompressor().decompress(data, max_output_size=(count + 7) // 8)
+    return np.unpackbits(np.frombuffer(bits, np.uint8), count=count).reshape(shape).astype(bool)
 
 
 def _extent(mask: np.ndarray) -> list[list[int]] | None:

@@ -46,7 +46,6 @@ class Job:
     records: list = field(default_factory=list)
     result: bytes | None = None
     version: int = 0  # bumped at every change, for clients waiting on one
-    submitted: float = field(default_factory=time.time)
     finished: float | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     stopped: threading.Event = field(default_factory=threading.Event)

@@ -92,11 +92,14 @@ class VolumeStore:
         except MedSAMAgentError:
             path.unlink(missing_ok=True)  # damaged on disk: the client will send it again
             return None
+        self._remember(digest, volume)
+        return volume
+
+    def _remember(self, digest: str, volume: Volume) -> None:
         with self._lock:
             self._memory[digest] = volume
             while len(self._memory) > self._memory_volumes:
                 self._memory.popitem(last=False)
-        return volume
 
     # -- uploading --------------------------------------------------------------------
     def begin_upload(self, digest: str, size: int) -> str:
@@ -127,10 +130,7 @@ class VolumeStore:
             write_bytes_atomically(self._path(digest), blob, PRIVATE_FILE)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        with self._lock:
-            self._memory[digest] = volume
-            while len(self._memory) > self._memory_volumes:
-                self._memory.popitem(last=False)
+        self._remember(digest, volume)
         self.evict(keep=digest)
         return digest
 
