@@ -6,10 +6,11 @@ its own rules decide where to stop. The reference is LiteMedSAM given the true b
 every labelled slice (what propagation could at best reach with this model). Printed per
 case and rule set: 3D Dice against the label, the slices where the segmentation starts
 and ends against the label's, and per rule set the mean Dice and its loss against the
-reference, averaged over the cases (modalities: CT lung tumours, MR brain tumours, CT
-and MR whole brains).
+reference, averaged over the cases: CT lung tumours and MR brain tumours (expert labels),
+CT and MR whole brains, and the liver, spleen and kidneys on an abdominal CT and the
+spleen and kidneys on an abdominal MR (TotalSegmentator's labels, made by its model).
 
-    python benchmarks/propagation_quality.py [--cases lung1 lung2 brain1 brain2 ct-head mni]
+    python benchmarks/propagation_quality.py [--cases lung1 lung2 brain1 brain2 ct-head mni ct-liver mr-spleen ...]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from MedSAMAgentLib.segmenters.base import slice_frames  # noqa: E402
 from MedSAMAgentLib.segmenters.box_tracking import DEFAULT_RULES, BoxTrackingRules  # noqa: E402
 from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM  # noqa: E402
 from MedSAMAgentLib.segmenters.runtimes.hardware import cpu_name  # noqa: E402
-from Testing.fixtures.anatomy import LESIONS, ct_head, lesion, mni_t1  # noqa: E402
+from Testing.fixtures.anatomy import LESIONS, abdominal_organ, ct_head, lesion, mni_t1  # noqa: E402
 
 BOX_MARGIN = 2
 PREVIOUS = BoxTrackingRules("previous: seed grey-level gate")
@@ -44,14 +45,20 @@ RULE_SETS = [
     PREVIOUS.but("IoU estimate >= 0.7, no gate", intensity="off", min_score=0.7),
     PREVIOUS.but("seed gate x1.5 + IoU estimate >= 0.6", intensity_tolerance=1.5, min_score=0.6),
     DEFAULT_RULES,
+    DEFAULT_RULES.but("default + masks opened", open_masks=True),
+    DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.6x the seed's", min_score_of_seed=0.6),
     DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.8x the seed's", min_score_of_seed=0.8),
+    DEFAULT_RULES.but("neighbour gate x1.5 + IoU estimate >= 0.7x the seed's", intensity="neighbour"),
     PREVIOUS.but("seed gate, margin 5% (2 px at least)", margin_fraction=0.05, margin_min_pixels=2.0),
     PREVIOUS.but("seed gate + overlap >= 0.5", min_overlap=0.5),
     PREVIOUS.but("seed gate, margin 20%", margin_fraction=0.2),
     PREVIOUS.but("seed gate + centre click", centre_click=True),
     PREVIOUS.but("seed gate + retry with margin 30%", extra_margins=(0.3,)),
     PREVIOUS.but("seed gate + zoom", zoom=True),
+    DEFAULT_RULES.but("default, margin 5%", margin_fraction=0.05),
+    DEFAULT_RULES.but("default, margin 15%", margin_fraction=0.15),
 ]
+ORGANS = ("ct-liver", "ct-spleen", "ct-kidney-right", "ct-kidney-left", "mr-spleen", "mr-kidney-right", "mr-kidney-left")
 
 
 def load_case(name: str):
@@ -62,6 +69,9 @@ def load_case(name: str):
     elif name == "mni":
         path, reference = mni_t1()
         window = None
+    elif name.startswith(("ct-", "mr-")):
+        modality, organ = name.split("-", 1)
+        (path, reference), window = abdominal_organ(modality, organ.replace("-", "_")), None
     else:
         (path, reference), window = lesion(name), None
     frames = slice_frames(read_volume(path, log=lambda _: None), "axial", window)
@@ -90,7 +100,7 @@ def propagated(segmenter: LiteMedSAM, frames, truth: np.ndarray, rules: BoxTrack
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=[*LESIONS, "ct-head", "mni"])
+    parser.add_argument("--cases", nargs="+", default=[*LESIONS, "ct-head", "mni", *ORGANS])
     args = parser.parse_args()
     segmenter = LiteMedSAM(device="cpu", cache_size=1024)  # every slice encoded once per case
     print(f"{cpu_name()}; LiteMedSAM on {segmenter.runtime.name} {segmenter.runtime.precision}; default rules: {DEFAULT_RULES.name}")

@@ -59,6 +59,19 @@ if [ "$MODE" = "--test" ]; then
         tar -xzf "$download"/pyradiomics_bhklab-3.1.4.tar.gz -C "$TEST_DATA" --strip-components=2 --wildcards '*/data/*.nrrd'
         rm -rf "$download"
     fi
+    # Abdominal organs labelled on a real CT and a real MR (TotalSegmentator's test cases,
+    # Apache-2.0), which ship only in its source distribution: keep the four volumes.
+    TEST_DATA=.venv/share/medsam-agent-test-data/totalsegmentator
+    if [ ! -f "$TEST_DATA/example_seg_mr.nii.gz" ]; then
+        download=$(mktemp -d)
+        pip download --no-deps --no-binary totalsegmentator -d "$download" "totalsegmentator==2.18.0"
+        mkdir -p "$TEST_DATA"
+        tar -xzf "$download"/totalsegmentator-2.18.0.tar.gz -C "$TEST_DATA" --strip-components=1 --wildcards '*/LICENSE'
+        for name in example_ct example_seg_fast_force_split example_mr_sm example_seg_mr; do
+            tar -xzf "$download"/totalsegmentator-2.18.0.tar.gz -C "$TEST_DATA" --strip-components=3 --wildcards "*/tests/reference_files/$name.nii.gz"
+        done
+        rm -rf "$download"
+    fi
 else
     pip install -e ".[local,server]"
 fi
