@@ -65,11 +65,11 @@ if [ "$MODE" = "--test" ]; then
     if [ ! -f "$TEST_DATA/example_seg_mr.nii.gz" ]; then
         download=$(mktemp -d)
         pip download --no-deps --no-binary totalsegmentator -d "$download" "totalsegmentator==2.18.0"
+        tar -xzf "$download"/totalsegmentator-2.18.0.tar.gz -C "$download" --wildcards '*/LICENSE' \
+            '*/reference_files/example_ct.nii.gz' '*/reference_files/example_seg_fast_force_split.nii.gz' \
+            '*/reference_files/example_mr_sm.nii.gz' '*/reference_files/example_seg_mr.nii.gz'
         mkdir -p "$TEST_DATA"
-        tar -xzf "$download"/totalsegmentator-2.18.0.tar.gz -C "$TEST_DATA" --strip-components=1 --wildcards '*/LICENSE'
-        for name in example_ct example_seg_fast_force_split example_mr_sm example_seg_mr; do
-            tar -xzf "$download"/totalsegmentator-2.18.0.tar.gz -C "$TEST_DATA" --strip-components=3 --wildcards "*/tests/reference_files/$name.nii.gz"
-        done
+        cp "$download"/totalsegmentator-2.18.0/LICENSE "$download"/totalsegmentator-2.18.0/tests/reference_files/*.nii.gz "$TEST_DATA"/
         rm -rf "$download"
     fi
 else
