@@ -26,11 +26,16 @@ def converted_model_cache(tmp_path_factory) -> Path:
         os.environ[CACHE_ENVIRONMENT_VARIABLE] = previous
 
 
+# Slices the session's LiteMedSAM has encoded, kept for later tests: the module, agent and
+# server tests run the phantom's kidney slices again and again. 4 MB each, 1 GB at most.
+SESSION_ENCODINGS = 256
+
+
 @pytest.fixture(scope="session")
 def litemedsam():
     from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
 
-    return LiteMedSAM(device="cpu")
+    return LiteMedSAM(device="cpu", cache_size=SESSION_ENCODINGS)
 
 
 @pytest.fixture(scope="session")

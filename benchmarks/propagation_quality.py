@@ -11,6 +11,7 @@ CT and MR whole brains, and the liver, spleen and kidneys on an abdominal CT and
 spleen and kidneys on an abdominal MR (TotalSegmentator's labels, made by its model).
 
     python benchmarks/propagation_quality.py [--cases lung1 lung2 brain1 brain2 ct-head mni ct-liver mr-spleen ...]
+                                            [--rules WORDS ...]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from Testing.fixtures.anatomy import LESIONS, abdominal_organ, ct_head, lesion, 
 
 BOX_MARGIN = 2
 PREVIOUS = BoxTrackingRules("previous: seed grey-level gate")
+UNCUT = DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.7x the seed's, masks uncut", grey_band=0.0)
 RULE_SETS = [
     PREVIOUS,
     PREVIOUS.but("no gate", intensity="off"),
@@ -44,19 +46,23 @@ RULE_SETS = [
     PREVIOUS.but("seed gate x1.5", intensity_tolerance=1.5),
     PREVIOUS.but("IoU estimate >= 0.7, no gate", intensity="off", min_score=0.7),
     PREVIOUS.but("seed gate x1.5 + IoU estimate >= 0.6", intensity_tolerance=1.5, min_score=0.6),
-    DEFAULT_RULES,
-    DEFAULT_RULES.but("default + masks opened", open_masks=True),
-    DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.6x the seed's", min_score_of_seed=0.6),
-    DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.8x the seed's", min_score_of_seed=0.8),
-    DEFAULT_RULES.but("neighbour gate x1.5 + IoU estimate >= 0.7x the seed's", intensity="neighbour"),
+    UNCUT,
+    UNCUT.but("uncut + masks opened", open_masks=True),
+    UNCUT.but("uncut, IoU estimate >= 0.6x the seed's", min_score_of_seed=0.6),
+    UNCUT.but("uncut, IoU estimate >= 0.8x the seed's", min_score_of_seed=0.8),
+    UNCUT.but("uncut, neighbour gate x1.5", intensity="neighbour"),
     PREVIOUS.but("seed gate, margin 5% (2 px at least)", margin_fraction=0.05, margin_min_pixels=2.0),
     PREVIOUS.but("seed gate + overlap >= 0.5", min_overlap=0.5),
     PREVIOUS.but("seed gate, margin 20%", margin_fraction=0.2),
     PREVIOUS.but("seed gate + centre click", centre_click=True),
     PREVIOUS.but("seed gate + retry with margin 30%", extra_margins=(0.3,)),
     PREVIOUS.but("seed gate + zoom", zoom=True),
-    DEFAULT_RULES.but("default, margin 5%", margin_fraction=0.05),
-    DEFAULT_RULES.but("default, margin 15%", margin_fraction=0.15),
+    UNCUT.but("uncut, margin 5%", margin_fraction=0.05),
+    UNCUT.but("uncut, margin 15%", margin_fraction=0.15),
+    *(DEFAULT_RULES.but(f"masks cut to {band} seed spreads", grey_band=band) for band in (1.5, 2.0, 2.5)),
+    DEFAULT_RULES,
+    DEFAULT_RULES.but("default, gate x2.0", intensity_tolerance=2.0),
+    DEFAULT_RULES.but("default, gate x1.25", intensity_tolerance=1.25),
 ]
 ORGANS = ("ct-liver", "ct-spleen", "ct-kidney-right", "ct-kidney-left", "mr-spleen", "mr-kidney-right", "mr-kidney-left")
 
@@ -101,10 +107,12 @@ def propagated(segmenter: LiteMedSAM, frames, truth: np.ndarray, rules: BoxTrack
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=[*LESIONS, "ct-head", "mni", *ORGANS])
+    parser.add_argument("--rules", nargs="+", metavar="WORDS", help="only the rule sets whose names contain one of these")
     args = parser.parse_args()
+    rule_sets = [rules for rules in RULE_SETS if not args.rules or any(words in rules.name for words in args.rules)]
     segmenter = LiteMedSAM(device="cpu", cache_size=1024)  # every slice encoded once per case
     print(f"{cpu_name()}; LiteMedSAM on {segmenter.runtime.name} {segmenter.runtime.precision}; default rules: {DEFAULT_RULES.name}")
-    scores: dict[str, list[float]] = {rules.name: [] for rules in RULE_SETS}
+    scores: dict[str, list[float]] = {rules.name: [] for rules in rule_sets}
     references = []
     for case in args.cases:
         frames, truth = load_case(case)
@@ -116,7 +124,7 @@ def main() -> None:
         first, last = extent(truth)
         print(f"\n{case}: label on slices {first}-{last} of {len(frames)}; true box per slice: Dice {reference:.3f} "
               f"(zoomed {zoomed:.3f})", flush=True)
-        for rules in RULE_SETS:
+        for rules in rule_sets:
             result = propagated(segmenter, frames, truth, rules)
             score = dice(result, truth)
             scores[rules.name].append(score)

@@ -158,7 +158,7 @@ class LiteMedSAM(Segmenter):
                 for prompts in tracker.next_prompts():  # the first mask that counts as the object
                     prediction = self._predict(image, prompts, self.rules.zoom)
                     if tracker.accepts(image, prediction.mask, prediction.score):
-                        mask = tracker.tidied(prediction.mask)
+                        mask = tracker.tidied(image, prediction.mask)
                         break
             if mask.any():
                 if tracker is None:

@@ -136,10 +136,12 @@ def test_without_openvino_the_command_line_falls_back_to_pytorch(tmp_path, litem
 def test_corrupt_cached_model_is_rebuilt(tmp_path, monkeypatch, capfd, litemedsam, converted_model_cache):
     from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
 
-    (original,) = converted_model_cache.glob("litemedsam-image-encoder-*")
-    damaged = tmp_path / original.name
-    shutil.copytree(original, damaged)
-    weights = damaged / "model.bin"
+    # The decoder's entry is damaged (the encoder's is sound): the same cache code, and a
+    # rebuild of seconds rather than the encoder's half minute.
+    for entry in converted_model_cache.glob("litemedsam-*"):
+        shutil.copytree(entry, tmp_path / entry.name)
+    (original,) = converted_model_cache.glob("litemedsam-mask-decoder-*")
+    weights = tmp_path / original.name / "model.bin"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 4096] = bytes(4096)  # zeroed weights: wrong masks if it were used
     weights.write_bytes(bytes(data))
@@ -147,7 +149,8 @@ def test_corrupt_cached_model_is_rebuilt(tmp_path, monkeypatch, capfd, litemedsa
     capfd.readouterr()
 
     rebuilt = LiteMedSAM(device="cpu")
-    assert "converted to OpenVINO" in capfd.readouterr().err
+    conversions = [line for line in capfd.readouterr().err.splitlines() if "converted to OpenVINO" in line]
+    assert len(conversions) == 1 and "mask decoder" in conversions[0]
     assert weights.read_bytes() == (original / "model.bin").read_bytes()
     frames, truth, indices = anatomy_slices("brain1", 2)
     for index in indices:
