@@ -4,8 +4,7 @@ A box always gets a mask from a box-prompted model, even past the end of the obj
 each slice's mask must be judged: `BoxTrackingRules` says how the next box is formed from
 the neighbour's mask, which tests a new mask must pass to count as the object (a rejected
 slice counts as empty; `propagation` stops after enough empty slices) and what of an
-accepted mask is kept. Rule
-sets were compared by 3D Dice on real lesions and organs
+accepted mask is kept. Rule sets were compared by 3D Dice on real lesions and organs
 (`benchmarks/propagation_quality.py`); `DEFAULT_RULES` is the best of them.
 """
 
@@ -100,8 +99,7 @@ class BoxTracker:
         """An accepted mask as it is kept: cut to the seed's grey band and opened when the
         rules ask for it, each step skipped where it would leave nothing."""
         if self.rules.grey_band > 0:
-            seed = self.seed_grey
-            within = np.abs(image[..., 0].astype(np.float64) - seed.mean) <= self.rules.grey_band * seed.tolerance
+            within = self.seed_grey.near(image[..., 0].astype(np.float64), self.rules.grey_band)
             mask = _unless_empty(ndimage.binary_fill_holes(mask & within), mask)
         if self.rules.open_masks:
             mask = _unless_empty(ndimage.binary_opening(mask), mask)
@@ -114,9 +112,8 @@ class BoxTracker:
 
     def _grey_level_accepts(self, image: np.ndarray, mask: np.ndarray) -> bool:
         mean = float(image[..., 0][mask].mean())
-        tolerance = self.rules.intensity_tolerance
         references = {"seed": [self.seed_grey], "neighbour": [self.grey], "seed or neighbour": [self.seed_grey, self.grey]}
-        return any(abs(mean - grey.mean) <= tolerance * grey.tolerance for grey in references[self.rules.intensity])
+        return any(grey.near(mean, self.rules.intensity_tolerance) for grey in references[self.rules.intensity])
 
 
 def _unless_empty(tidied: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -131,6 +128,11 @@ class _GreyLevel:
         grey = image[..., 0][mask].astype(np.float64)
         self.mean = float(grey.mean())
         self.tolerance = max(float(grey.std()), INTENSITY_TOLERANCE_MIN)
+
+    def near(self, grey, spreads: float):
+        """Whether `grey` (a value or an array of them) lies within `spreads` tolerances of
+        the mean."""
+        return np.abs(grey - self.mean) <= spreads * self.tolerance
 
 
 
