@@ -37,7 +37,7 @@ from Testing.fixtures.anatomy import LESIONS, abdominal_organ, ct_head, lesion, 
 
 BOX_MARGIN = 2
 PREVIOUS = BoxTrackingRules("previous: seed grey-level gate")
-UNCUT = DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.7x the seed's, masks uncut", grey_band=0.0)
+UNCUT = DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.7x the seed's, masks uncut", grey_band=0.0, min_overlap=0.0)
 RULE_SETS = [
     PREVIOUS,
     PREVIOUS.but("no gate", intensity="off"),
@@ -61,6 +61,8 @@ RULE_SETS = [
     UNCUT.but("uncut, margin 15%", margin_fraction=0.15),
     *(DEFAULT_RULES.but(f"masks cut to {band} seed spreads", grey_band=band) for band in (1.5, 2.0, 2.5)),
     DEFAULT_RULES,
+    DEFAULT_RULES.but("default without the overlap test", min_overlap=0.0),
+    DEFAULT_RULES.but("default, overlap >= 0.3", min_overlap=0.3),
     DEFAULT_RULES.but("default, gate x2.0", intensity_tolerance=2.0),
     DEFAULT_RULES.but("default, gate x1.25", intensity_tolerance=1.25),
 ]
