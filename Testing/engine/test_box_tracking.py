@@ -89,9 +89,10 @@ def test_a_small_tumour_is_not_followed_onto_the_structure_beside_it(propagated)
     """MR brain2, 3 slices: on the slice after its last, the model's mask for the
     neighbour's box lies almost wholly beside the tumour (2% of it inside the neighbour's
     mask) and passes the grey-level and IoU tests; the overlap test ends the tracking on
-    the tumour's last slice instead of 2 slices past it."""
+    the tumour's last slice instead of 2 slices past it (measured in f32; bf16 may also
+    lose that thin last slice, 41 px, whose mask overlaps the neighbour's by only 0.14)."""
     stack, truth = propagated("brain2")
-    assert extent(stack)[1] == extent(truth)[1]
+    assert extent(truth)[1] - 1 <= extent(stack)[1] <= extent(truth)[1]
 
 
 def test_a_whole_brain_is_followed_where_the_model_doubts_every_mask(litemedsam):
