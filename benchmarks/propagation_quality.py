@@ -61,8 +61,10 @@ RULE_SETS = [
     UNCUT.but("uncut, margin 15%", margin_fraction=0.15),
     *(DEFAULT_RULES.but(f"masks cut to {band} seed spreads", grey_band=band) for band in (1.5, 2.0, 2.5)),
     DEFAULT_RULES,
-    DEFAULT_RULES.but("default without the overlap test", min_overlap=0.0),
+    DEFAULT_RULES.but("default, gate on the raw mask", band_share=0.0),
+    DEFAULT_RULES.but("default, gate on the raw mask, no overlap test", band_share=0.0, min_overlap=0.0),
     DEFAULT_RULES.but("default, overlap >= 0.3", min_overlap=0.3),
+    DEFAULT_RULES.but("default, 50% in the band", band_share=0.5),
     DEFAULT_RULES.but("default, gate x2.0", intensity_tolerance=2.0),
     DEFAULT_RULES.but("default, gate x1.25", intensity_tolerance=1.25),
 ]

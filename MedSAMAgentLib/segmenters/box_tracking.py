@@ -51,6 +51,10 @@ class BoxTrackingRules:
     this many seed spreads of the seed's mean, its holes filled, before it is kept and forms
     the next box: a mask that spills into darker or brighter neighbouring tissue is cut back
     to the object instead of carrying the spill into the next slice's box."""
+    band_share: float = 0.0
+    """When above 0 (with `grey_band`), a new mask must keep at least this share of its
+    pixels in the grey band, and the grey-level gate judges the mask as cut to the band: a
+    spill then does not refuse a slice whose object is still there."""
     open_masks: bool = False
     """Remove one-pixel strands from each accepted mask (an opening by a 3x3 cross) before it
     is kept and forms the next box: a leak along a boundary then does not grow slice by slice."""
@@ -91,7 +95,13 @@ class BoxTracker:
         area = int(mask.sum())
         if area == 0 or score < self.min_score:
             return False
-        if rules.intensity != "off" and not self._grey_level_accepts(image, mask):
+        judged = mask
+        if rules.band_share > 0:
+            in_band = self._in_band(image, mask)
+            if in_band.sum() < rules.band_share * area:
+                return False
+            judged = ndimage.binary_fill_holes(in_band)
+        if rules.intensity != "off" and not self._grey_level_accepts(image, judged):
             return False
         return rules.min_overlap == 0 or (mask & self.guide).sum() >= rules.min_overlap * area
 
@@ -99,8 +109,7 @@ class BoxTracker:
         """An accepted mask as it is kept: cut to the seed's grey band and opened when the
         rules ask for it, each step skipped where it would leave nothing."""
         if self.rules.grey_band > 0:
-            within = self.seed_grey.near(image[..., 0].astype(np.float64), self.rules.grey_band)
-            mask = _unless_empty(ndimage.binary_fill_holes(mask & within), mask)
+            mask = _unless_empty(ndimage.binary_fill_holes(self._in_band(image, mask)), mask)
         if self.rules.open_masks:
             mask = _unless_empty(ndimage.binary_opening(mask), mask)
         return mask
@@ -109,6 +118,9 @@ class BoxTracker:
         """`mask` on `image` is the object: the next slice is judged against it."""
         self.guide = mask
         self.grey = _GreyLevel(image, mask)
+
+    def _in_band(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return mask & self.seed_grey.near(image[..., 0].astype(np.float64), self.rules.grey_band)
 
     def _grey_level_accepts(self, image: np.ndarray, mask: np.ndarray) -> bool:
         mean = float(image[..., 0][mask].mean())
@@ -150,12 +162,16 @@ class _GreyLevel:
 # last slices of a small tumour (MR brain2) the model's mask moved onto another structure
 # beside it, 2% of the mask inside the neighbour's, and passed every other test; asking for
 # a tenth inside ends the tracking on the tumour's last slice (Dice 0.398 -> 0.440) and
-# changes no other case (nor does any floor up to 0.5).
+# changes no other case (nor does any floor up to 0.5). Judging the grey-level gate on the
+# mask cut to the band (when at least 30% of it lies in the band) follows organs and brains
+# closer to their ends (CT liver 17 slices late -> 2, MR spleen and left kidney exact) for
+# a mean Dice 0.0005 lower (0.8108 against 0.8113: the liver's thin end gets box-sized masks).
 DEFAULT_RULES = BoxTrackingRules(
-    "seed grey-level gate at 1.5x spread + IoU estimate >= 0.7x the seed's + masks cut to 2.25 seed spreads"
-    " + a tenth of each mask inside the neighbour's",
+    "seed grey-level gate at 1.5x spread on the mask cut to 2.25 seed spreads (30% in the band)"
+    " + IoU estimate >= 0.7x the seed's + a tenth of each mask inside the neighbour's",
     intensity_tolerance=1.5,
     min_score_of_seed=0.7,
     grey_band=2.25,
+    band_share=0.3,
     min_overlap=0.1,
 )
