@@ -5,11 +5,14 @@ each slice's mask must be judged: `BoxTrackingRules` says how the next box is fo
 the neighbour's mask, which tests a new mask must pass to count as the object (a rejected
 slice counts as empty; `propagation` stops after enough empty slices) and what of an
 accepted mask is kept. Rule sets were compared by 3D Dice on real lesions and organs
-(`benchmarks/propagation_quality.py`); `DEFAULT_RULES` is the best of them.
+(`benchmarks/propagation_quality.py`); `DEFAULT_RULES` is the best of them. A judgement
+also says how near it is to flipping, so that a segmenter whose encoder runs in reduced
+precision can judge the slices near a threshold again in f32.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -71,6 +74,15 @@ class BoxTrackingRules:
         return Box.around(mask, margin=max(self.margin_min_pixels, fraction * side))
 
 
+@dataclass(frozen=True)
+class Judgement:
+    accepted: bool
+    margin: float
+    """How near the decision is to flipping: the smallest distance of a passed test from
+    its threshold (accepted), or the largest of the failed ones (refused), as a fraction of
+    the threshold; infinite for an empty mask."""
+
+
 class BoxTracker:
     """The state of one tracking pass: the neighbour's mask and the reference grey level."""
 
@@ -91,18 +103,31 @@ class BoxTracker:
         return [SlicePrompts(box=self.rules.box_around(self.guide, fraction), points=points) for fraction in margins]
 
     def accepts(self, image: np.ndarray, mask: np.ndarray, score: float) -> bool:
+        return self.judge(image, mask, score).accepted
+
+    def judge(self, image: np.ndarray, mask: np.ndarray, score: float) -> Judgement:
+        """Whether `mask` (with the model's IoU estimate `score`) counts as the object, and
+        how near that decision is to flipping."""
         rules = self.rules
         area = int(mask.sum())
-        if area == 0 or score < self.min_score:
-            return False
+        if area == 0:
+            return Judgement(False, math.inf)
+        # Each test's distance from its threshold, as a fraction of the threshold (>= 0: passed).
+        distances = []
+        if self.min_score > 0:
+            distances.append(score / self.min_score - 1)
         judged = mask
         if rules.band_share > 0:
             judged, in_band = self._band_part(image, mask)
-            if in_band < rules.band_share * area:
-                return False
-        if rules.intensity != "off" and not self._grey_level_accepts(image, judged):
-            return False
-        return rules.min_overlap == 0 or (mask & self.guide).sum() >= rules.min_overlap * area
+            distances.append(in_band / (rules.band_share * area) - 1)
+        if rules.intensity != "off" and judged.any():  # empty only when the band test failed
+            distances.append(self._grey_level_distance(image, judged))
+        if rules.min_overlap > 0:
+            distances.append((mask & self.guide).sum() / (rules.min_overlap * area) - 1)
+        failed = [distance for distance in distances if distance < 0]
+        if failed:  # it flips only if every failed test passes
+            return Judgement(False, max(-distance for distance in failed))
+        return Judgement(True, min(distances, default=math.inf))
 
     def tidied(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """An accepted mask as it is kept: cut to the seed's grey band and opened when the
@@ -132,10 +157,10 @@ class BoxTracker:
             in_band[window] = ndimage.binary_fill_holes(in_band[window])
         return in_band, count
 
-    def _grey_level_accepts(self, image: np.ndarray, mask: np.ndarray) -> bool:
+    def _grey_level_distance(self, image: np.ndarray, mask: np.ndarray) -> float:
         mean = float(image[..., 0][mask].mean())
         references = {"seed": [self.seed_grey], "neighbour": [self.grey], "seed or neighbour": [self.seed_grey, self.grey]}
-        return any(grey.near(mean, self.rules.intensity_tolerance) for grey in references[self.rules.intensity])
+        return max(grey.distance(mean, self.rules.intensity_tolerance) for grey in references[self.rules.intensity])
 
 
 def _unless_empty(tidied: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -155,6 +180,11 @@ class _GreyLevel:
         """Whether `grey` (a value or an array of them) lies within `spreads` tolerances of
         the mean."""
         return np.abs(grey - self.mean) <= spreads * self.tolerance
+
+    def distance(self, grey: float, spreads: float) -> float:
+        """How far `grey` lies inside (> 0) or outside (< 0) the band of `spreads`
+        tolerances, as a fraction of the band's half-width."""
+        return 1 - abs(grey - self.mean) / (spreads * self.tolerance)
 
 
 # Measured on CT lung tumours, MR brain tumours (pyradiomics' cases), whole brains (CT

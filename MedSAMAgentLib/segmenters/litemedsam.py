@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..errors import CheckpointError
 from ..prompts import Box, SlicePrompts
 from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
-from .box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules
+from .box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules, Judgement
 from .checkpoints import load_weights, sha256
 from .devices import resolve_device
 from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_module, select_runtime
@@ -33,6 +33,7 @@ INPUT_SIZE = 256
 ZOOM_CONTEXT = 2.0  # the zoomed region spans this many box sides...
 ZOOM_MIN_SIDE = 64  # ...and at least this many slice pixels
 OUTSIDE_LOGIT = -20.0  # outside a zoomed region: certainly background
+BORDERLINE_MARGIN = 0.05  # of a tracking threshold; 12 of 463 judgements over 13 real cases lie this near in f32
 
 
 def bundled_checkpoint() -> Path:
@@ -82,6 +83,11 @@ class LiteMedSAM(Segmenter):
         example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
         encoder = compiled_module(self.model.image_encoder, [example], self.name, "image encoder", weights_sha256, self.runtime)
         self._encode = (lambda tensor: encoder(tensor)[0]) if encoder is not None else self.model.image_encoder
+        # A bf16 encoder moved the tracking rules' quantities by up to about 4% of their
+        # thresholds, and some decisions at an object's end lie far closer (MR brain1's
+        # slice after its last: 0.04%), so bf16 could end an object a slice away from f32.
+        # Such judgements are made again on PyTorch f32's encoding, the reference.
+        self._reference_encode = self.model.image_encoder if encoder is not None and self.runtime.bf16 else None
         decoder = _BoxAndPointDecoder(self.model)
         width, size = self.model.prompt_encoder.embed_dim, self.model.prompt_encoder.image_embedding_size
         # A box is two prompt tokens and each click one more: the token count varies.
@@ -94,6 +100,7 @@ class LiteMedSAM(Segmenter):
             self.runtime = TORCH_F32
         self.rules = rules
         self._embeddings = EncodingCache(cache_size)
+        self._reference_embeddings = EncodingCache(2)
 
     # -- 2D ---------------------------------------------------------------------------
     def predict_slice(
@@ -105,10 +112,11 @@ class LiteMedSAM(Segmenter):
         return self._predict(image, prompts, self.rules.zoom)
 
     @torch.inference_mode()
-    def _predict(self, image: np.ndarray, prompts: SlicePrompts, zoom: bool) -> Prediction:
+    def _predict(self, image: np.ndarray, prompts: SlicePrompts, zoom: bool, reference: bool = False) -> Prediction:
+        """The model's mask for `prompts`; with `reference`, from PyTorch f32's encoding."""
         region = _zoom_region(prompts.box, *image.shape[:2]) if zoom and prompts.box is not None else None
         frame = _ModelFrame(*image.shape[:2], region)
-        embedding = self._embed(image, frame)
+        embedding = self._embed(image, frame, reference)
         encoder = self.model.prompt_encoder
         points = None
         if prompts.points:
@@ -125,11 +133,24 @@ class LiteMedSAM(Segmenter):
         mask = frame.to_slice(logits) > 0
         return Prediction(mask=mask.cpu().numpy(), logits=logits, score=float(iou[0, 0]))
 
-    def _embed(self, image: np.ndarray, frame: _ModelFrame) -> torch.Tensor:
-        def encode() -> torch.Tensor:
-            return self._encode(frame.to_model(image).to(self.device).contiguous(memory_format=torch.channels_last))
+    def _embed(self, image: np.ndarray, frame: _ModelFrame, reference: bool) -> torch.Tensor:
+        encoder, cache = (self._reference_encode, self._reference_embeddings) if reference else (self._encode, self._embeddings)
 
-        return self._embeddings.get(image, encode, *frame.region)
+        def encode() -> torch.Tensor:
+            return encoder(frame.to_model(image).to(self.device).contiguous(memory_format=torch.channels_last))
+
+        return cache.get(image, encode, *frame.region)
+
+    def _judged(self, tracker: BoxTracker, image: np.ndarray, prompts: SlicePrompts) -> tuple[Prediction, Judgement]:
+        """The prediction for `prompts` and the tracking rules' judgement of it; a judgement
+        within `BORDERLINE_MARGIN` of flipping is made again on the reference encoding when
+        the encoder runs in bf16, so that bf16 ends an object where f32 does."""
+        prediction = self._predict(image, prompts, self.rules.zoom)
+        judgement = tracker.judge(image, prediction.mask, prediction.score)
+        if self._reference_encode is not None and judgement.margin < BORDERLINE_MARGIN:
+            prediction = self._predict(image, prompts, self.rules.zoom, reference=True)
+            judgement = tracker.judge(image, prediction.mask, prediction.score)
+        return prediction, judgement
 
     # -- 3D ---------------------------------------------------------------------------
     def track(
@@ -141,6 +162,10 @@ class LiteMedSAM(Segmenter):
     ) -> Iterator[tuple[int, np.ndarray]]:
         step = 1 if stop_index >= seed.slice_index else -1
         tracker: BoxTracker | None = None
+        # Every judgement is measured against the seed's mask, grey level and IoU estimate:
+        # with a bf16 encoder they come from the reference encoding, so that a judgement
+        # made again there is the one f32 makes.
+        anchor_on_reference = self._reference_encode is not None
         for slice_index in range(seed.slice_index, stop_index + step, step):
             image = frames[slice_index]
             score = None
@@ -149,21 +174,22 @@ class LiteMedSAM(Segmenter):
             elif slice_index == seed.slice_index and seed.mask is not None:
                 mask = seed.mask
             elif slice_index == seed.slice_index:
-                prediction = self._predict(image, seed.prompts, self.rules.zoom)
+                prediction = self._predict(image, seed.prompts, self.rules.zoom, reference=anchor_on_reference)
                 mask, score = prediction.mask, prediction.score
             elif tracker is None:
                 mask = np.zeros(frames.image_shape, bool)
             else:
                 mask = np.zeros(frames.image_shape, bool)
                 for prompts in tracker.next_prompts():  # the first mask that counts as the object
-                    prediction = self._predict(image, prompts, self.rules.zoom)
-                    if tracker.accepts(image, prediction.mask, prediction.score):
+                    prediction, judgement = self._judged(tracker, image, prompts)
+                    if judgement.accepted:
                         mask = tracker.tidied(image, prediction.mask)
                         break
             if mask.any():
                 if tracker is None:
                     if score is None:  # a drawn mask: the model's estimate for its box stands in
-                        score = self._predict(image, SlicePrompts(box=self.rules.box_around(mask)), self.rules.zoom).score
+                        box = SlicePrompts(box=self.rules.box_around(mask))
+                        score = self._predict(image, box, self.rules.zoom, reference=anchor_on_reference).score
                     tracker = BoxTracker(self.rules, image, mask, score)
                 else:
                     tracker.follow(image, mask)

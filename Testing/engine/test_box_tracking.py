@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.metrics import dice
@@ -18,6 +19,7 @@ from MedSAMAgentLib.prompts import Box, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest, segment_volume
 from MedSAMAgentLib.segmenters.base import slice_frames
 from MedSAMAgentLib.segmenters.box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules
+from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
 from Testing.fixtures.anatomy import abdominal_organ, lesion, mni_t1
 
 
@@ -133,6 +135,52 @@ def test_tracker_gates_by_grey_level_score_and_overlap():
     assert not tracker.accepts(grey_image(100), np.zeros((40, 40), bool), score=0.9)
     (prompts,) = tracker.next_prompts()
     assert prompts.box.as_list() == [7.0, 7.0, 22.0, 22.0]  # the neighbour's box grown by max(3 px, 10% of 9)
+
+
+def test_a_judgement_says_how_near_it_is_to_flipping():
+    seed = grey_image(100)
+    seed[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50
+    band = 1.5 * np.arange(100).std()  # the gate's half-width: 43.3 grey levels around 99.5
+    rules = BoxTrackingRules("test", intensity_tolerance=1.5, min_score=0.6, min_overlap=0.5)
+    tracker = BoxTracker(rules, seed, square(10, 10), seed_score=0.95)
+    near_the_gate = tracker.judge(grey_image(140), square(11, 9), score=0.9)  # score 50% and overlap 100% clear
+    assert near_the_gate.accepted and near_the_gate.margin == pytest.approx(1 - 40.5 / band)
+    outside = tracker.judge(grey_image(150), square(11, 9), score=0.9)
+    assert not outside.accepted and outside.margin == pytest.approx(50.5 / band - 1)
+    # Refused by two tests, it flips only when both pass: the farther one counts.
+    twice = tracker.judge(grey_image(150), square(11, 9), score=0.5)
+    assert not twice.accepted and twice.margin == pytest.approx(max(50.5 / band - 1, 1 - 0.5 / 0.6))
+    assert tracker.judge(grey_image(100), np.zeros((40, 40), bool), score=0.9).margin == float("inf")
+
+
+def test_a_bf16_encoder_ends_a_tumour_where_f32_does():
+    """MR brain1's slice after its last: f32's mask is refused by the grey-level gate 0.04%
+    beyond its threshold. With the encoder in PyTorch bf16 (emulated on an AVX2 CPU) the
+    gate accepted it and the tracking ran a slice past the tumour. A judgement that near
+    flipping is made again on the f32 encoding, against a seed predicted there too."""
+    segmenter = LiteMedSAM(device="cpu", runtime="torch")
+    path, label = lesion("brain1")
+    frames = slice_frames(read_volume(path), "axial")
+    truth = frames.plane.to_display(label)
+    key, last = int(np.argmax(truth.sum(axis=(1, 2)))), extent(truth)[1]
+    request = VolumeRequest(key, SlicePrompts(box=Box.around(truth[key], margin=2)), slice_range=(key, last + 1))
+    assert extent(segment_volume(segmenter, frames, request))[1] == last
+
+    f32_encoder = segmenter.model.image_encoder
+    reference_encodings = []
+
+    def bf16_encoder(tensor):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return f32_encoder(tensor).float()
+
+    def reference_encoder(tensor):
+        reference_encodings.append(tensor)
+        return f32_encoder(tensor)
+
+    segmenter._encode, segmenter._reference_encode = bf16_encoder, reference_encoder
+    segmenter._embeddings.clear()
+    assert extent(segment_volume(segmenter, frames, request))[1] == last
+    assert len(reference_encodings) == 2  # the seed and the slice past the end; the last slice's margin is 38%
 
 
 def test_the_score_floor_follows_the_seeds_own_estimate():
