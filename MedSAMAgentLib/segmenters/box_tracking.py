@@ -55,7 +55,7 @@ class BoxTrackingRules:
     the next box: a mask that spills into darker or brighter neighbouring tissue is cut back
     to the object instead of carrying the spill into the next slice's box."""
     band_share: float = 0.0
-    """When above 0 (with `grey_band`), a new mask must keep at least this share of its
+    """When above 0 and `grey_band` is too, a new mask must keep at least this share of its
     pixels in the grey band, and the grey-level gate judges the mask as cut to the band: a
     spill then does not refuse a slice whose object is still there."""
     open_masks: bool = False
@@ -117,7 +117,7 @@ class BoxTracker:
         if self.min_score > 0:
             distances.append(score / self.min_score - 1)
         judged = mask
-        if rules.band_share > 0:
+        if rules.band_share > 0 and rules.grey_band > 0:
             judged, in_band = self._band_part(image, mask)
             distances.append(in_band / (rules.band_share * area) - 1)
         if rules.intensity != "off" and judged.any():  # empty only when the band test failed

@@ -205,6 +205,9 @@ def test_the_gate_can_judge_the_mask_cut_to_the_band_if_most_of_it_is_in_the_ban
     tracker = BoxTracker(judging_the_cut, seed, square(10, 10), seed_score=0.9)
     assert tracker.accepts(image, spilled, score=0.9)
     assert not tracker.accepts(image, mostly_spill, score=0.9)
+    # Without a band there is no share to ask for: the gate judges the whole mask.
+    no_band = BoxTracker(judging_the_cut.but("test", grey_band=0.0), seed, square(10, 10), seed_score=0.9)
+    assert no_band.accepts(seed, square(10, 10), score=0.9) and not no_band.accepts(image, spilled, score=0.9)
 
 
 def test_neighbour_gate_follows_a_drift_the_seed_gate_refuses():
