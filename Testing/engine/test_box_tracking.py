@@ -123,9 +123,16 @@ def square(top: int, size: int, shape=(40, 40)) -> np.ndarray:
     return mask
 
 
+def graded_seed(background: float) -> np.ndarray:
+    """A seed slice whose object, `square(10, 10)`, holds the grey levels 50 to 149: mean
+    99.5, spread 28.9."""
+    image = grey_image(background)
+    image[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50
+    return image
+
+
 def test_tracker_gates_by_grey_level_score_and_overlap():
-    seed = grey_image(100)
-    seed[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50  # spread of 28.9 around 99.5
+    seed = graded_seed(100)
     rules = BoxTrackingRules("test", intensity_tolerance=1.5, min_score=0.6, min_overlap=0.5)
     tracker = BoxTracker(rules, seed, square(10, 10), seed_score=0.95)
     assert tracker.accepts(grey_image(140), square(11, 9), score=0.9)  # 40.5 grey levels off: within 1.5 spreads
@@ -138,8 +145,7 @@ def test_tracker_gates_by_grey_level_score_and_overlap():
 
 
 def test_a_judgement_says_how_near_it_is_to_flipping():
-    seed = grey_image(100)
-    seed[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50
+    seed = graded_seed(100)
     band = 1.5 * np.arange(100).std()  # the gate's half-width: 43.3 grey levels around 99.5
     rules = BoxTrackingRules("test", intensity_tolerance=1.5, min_score=0.6, min_overlap=0.5)
     tracker = BoxTracker(rules, seed, square(10, 10), seed_score=0.95)
@@ -191,8 +197,7 @@ def test_the_score_floor_follows_the_seeds_own_estimate():
 
 
 def test_the_gate_can_judge_the_mask_cut_to_the_band_if_most_of_it_is_in_the_band():
-    seed = grey_image(100)
-    seed[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50  # 99.5, spread 28.9
+    seed = graded_seed(100)
     image = grey_image(250)  # bright tissue beside the object, outside the band (34.5 to 164.5)
     image[..., 0][10:20, 10:20] = 100
     spilled = np.zeros((40, 40), bool)
@@ -233,8 +238,7 @@ def test_opening_removes_a_one_pixel_strand_but_keeps_a_tiny_object():
 
 
 def test_grey_band_cuts_a_spill_into_darker_tissue_and_keeps_the_objects_holes():
-    seed = grey_image(40)
-    seed[..., 0][10:20, 10:20] = np.arange(100, dtype=np.uint8).reshape(10, 10) + 50  # 99.5, spread 28.9
+    seed = graded_seed(40)
     tracker = BoxTracker(BoxTrackingRules("test", grey_band=2.0), seed, square(10, 10), seed_score=0.9)
     image = grey_image(100)
     image[..., 0][:, 25:] = 30  # darker tissue: 69.5 grey levels from the seed's mean, 2.4 spreads
