@@ -84,7 +84,7 @@ def random_medsam2_checkpoint(folder: Path) -> Path:
 def propagate(segmenter, volume, frames, key, box, slices: tuple[int, int] | None = None) -> tuple[float, float, int]:
     """Seconds per slice and peak memory of tracking through `slices` (default: all)."""
     first, last = slices or (0, len(frames) - 1)
-    request = VolumeRequest(key, SlicePrompts(box=box), slice_range=(first, last), keep_largest_component=False)
+    request = VolumeRequest(key, SlicePrompts(box=box), slice_range=(first, last), seeded_components_only=False)
     with PeakMemory() as memory:
         started = time.perf_counter()
         segment(volume, segmenter, request, frames)

@@ -68,7 +68,7 @@ class SegmentationJob:
     points_ras: list[tuple[tuple[float, float, float], bool]] = field(default_factory=list)
     recheck_every: int | None = None
     slice_range: tuple[int, int] | None = None
-    keep_largest_component: bool = True
+    seeded_components_only: bool = True
     segment_name: str | None = None
 
     def __repr__(self) -> str:  # never show the keys
@@ -157,7 +157,7 @@ class SegmentationLogic:
         locked = self._locked(current, last, plane)
         request = SegmentationRequest(
             volume=volume, view=view, window=job.window, locked=locked, slice_range=job.slice_range,
-            keep_largest_component=job.keep_largest_component, segmenter=job.segmenter,
+            seeded_components_only=job.seeded_components_only, segmenter=job.segmenter,
         )
         names = [job.segment_name or "Segment"]
         if mode == SEGMENT:

@@ -25,6 +25,7 @@ from ..engine.records import KEY, REVIEW, SEARCH, AgentRecord
 from ..errors import MedSAMAgentError
 from ..io.volumes import Volume
 from ..progress import CancelCheck, ProgressCallback, check_cancel, report
+from ..prompts import SlicePrompts
 from ..propagation import SegmentationResult, VolumeRequest, segment
 from ..segmenters.base import Segmenter, SliceFrames
 from .loop import StartingMask, Trajectory, run_agent
@@ -44,7 +45,8 @@ class AgentRequest:
     recheck_every: int | None = None
     locked: dict[int, np.ndarray] = field(default_factory=dict)
     slice_range: tuple[int, int] | None = None
-    keep_largest_component: bool = True
+    seeded_components_only: bool = True
+    prompts_at: dict[int, SlicePrompts] = field(default_factory=dict)  # the user's prompts on further slices
 
 
 @dataclass
@@ -126,7 +128,8 @@ def _run(outcome: AgentResult, volume, frames, segmenter, policy, request: Agent
         key_mask=trajectory.final_mask(),
         locked=dict(request.locked),
         slice_range=request.slice_range,
-        keep_largest_component=request.keep_largest_component,
+        seeded_components_only=request.seeded_components_only,
+        prompts_at={index: prompts for index, prompts in request.prompts_at.items() if index != key},
     )
     result = outcome.segmentation = segment(volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
     if request.recheck_every:

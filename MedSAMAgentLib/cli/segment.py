@@ -138,7 +138,7 @@ def _prompt_request(args, volume, plane):
         key_slice=key_slice,
         prompts=prompts,
         slice_range=tuple(args.range) if args.range else None,
-        keep_largest_component=not args.all_components,
+        seeded_components_only=not args.all_components,
         segmenter=args.segmenter,
     )
 
@@ -161,7 +161,7 @@ def _agent_request(args, volume, plane, target: str, truth):
         key_slice=None if args.find_slice else plane.check_slice(args.slice),
         target=target,
         slice_range=tuple(args.range) if args.range else None,
-        keep_largest_component=not args.all_components,
+        seeded_components_only=not args.all_components,
         segmenter=args.segmenter,
         recheck_every=args.recheck,
         truth=truth,

@@ -26,9 +26,12 @@ from .records import AgentRecord
 class SegmentationRequest:
     """One job. With a `target`, the agent places the prompts on `key_slice` (or finds the
     key slice when it is None); otherwise `prompts`, or a finished `key_mask`, seed
-    propagation from `key_slice`. `locked` slices are kept voxel for voxel and condition
-    the segmenter. `truth` (a display-oriented stack) feeds the simulated clinician only and
-    never leaves this computer."""
+    propagation from `key_slice`. `prompts_at` adds prompts on further slices, each one more
+    seed (on the key slice they replace `prompts`). `locked` slices are kept voxel for voxel
+    and condition the segmenter. `previous` (on the volume's grid) and `settled` (its seed
+    slices) make the job an update: only the slices the new seeds can change are computed,
+    every other one is kept as `previous` has it. `truth` (a display-oriented stack) feeds
+    the simulated clinician only and never leaves this computer."""
 
     volume: Volume
     view: str = "axial"
@@ -39,7 +42,10 @@ class SegmentationRequest:
     key_mask: np.ndarray | None = None
     locked: dict[int, np.ndarray] = field(default_factory=dict)
     slice_range: tuple[int, int] | None = None
-    keep_largest_component: bool = True
+    seeded_components_only: bool = True
+    prompts_at: dict[int, SlicePrompts] = field(default_factory=dict)
+    previous: np.ndarray | None = None  # (k, j, i) bool, on the volume's grid
+    settled: tuple[int, ...] = ()
     segmenter: str | None = None  # None: the engine's default
     recheck_every: int | None = None
     truth: np.ndarray | None = None
@@ -55,10 +61,16 @@ class SegmentationRequest:
         if self.uses_agent:
             if self.prompts is not None or self.key_mask is not None:
                 raise PromptError("give either a target (the agent places the prompts) or prompts, not both")
+            if self.previous is not None:
+                raise PromptError("an earlier result is updated from prompts, not from a target: place a box or points")
         elif self.key_slice is None:
             raise PromptError("a key slice is needed unless the agent searches for the target")
-        elif self.prompts is None and self.key_mask is None and self.key_slice not in self.locked:
+        elif self.prompts is None and self.key_mask is None and self.key_slice not in self.locked and self.key_slice not in self.prompts_at:
             raise PromptError("no prompt given: a box or at least one point is needed")
+        if self.previous is not None and self.previous.shape != self.volume.array.shape:
+            raise PromptError(
+                f"the earlier result has shape {self.previous.shape}, the volume {self.volume.array.shape}: it belongs to another volume"
+            )
         if self.recheck_every is not None and self.recheck_every < 1:
             raise PromptError(f"recheck every {self.recheck_every} slices: give a positive number")
 

@@ -105,7 +105,10 @@ class LocalEngine(Engine):
             key_mask=request.key_mask,
             locked=request.locked,
             slice_range=request.slice_range,
-            keep_largest_component=request.keep_largest_component,
+            seeded_components_only=request.seeded_components_only,
+            prompts_at=request.prompts_at,
+            previous=None if request.previous is None else frames.plane.to_display(request.previous),
+            settled=request.settled,
         )
         result = segment(request.volume, segmenter, volume_request, frames, progress=progress, cancel=cancel)
         return SegmentationOutcome(
@@ -122,7 +125,8 @@ class LocalEngine(Engine):
             recheck_every=request.recheck_every,
             locked=dict(request.locked),
             slice_range=request.slice_range,
-            keep_largest_component=request.keep_largest_component,
+            seeded_components_only=request.seeded_components_only,
+            prompts_at=request.prompts_at,
         )
         result = segment_with_agent(
             request.volume, frames, segmenter, policy, agent_request, truth=request.truth, progress=progress, cancel=cancel

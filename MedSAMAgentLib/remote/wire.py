@@ -166,7 +166,7 @@ def request_to_json(request: SegmentationRequest, digest: str) -> dict:
         "key_mask": None if request.key_mask is None else encode_mask(request.key_mask),
         "locked": {str(index): encode_mask(mask) for index, mask in request.locked.items()},
         "slice_range": None if request.slice_range is None else [int(v) for v in request.slice_range],
-        "keep_largest_component": request.keep_largest_component,
+        "seeded_components_only": request.seeded_components_only,
         "segmenter": request.segmenter,
         "recheck_every": request.recheck_every,
     }
@@ -195,7 +195,7 @@ def request_from_json(body: dict, volume: Volume) -> SegmentationRequest:
         key_mask=None if key_mask is None else decode_mask(key_mask, plane.image_shape),
         locked={int(index): decode_mask(mask, plane.image_shape) for index, mask in (body.get("locked") or {}).items()},
         slice_range=None if body.get("slice_range") is None else tuple(body["slice_range"]),
-        keep_largest_component=body.get("keep_largest_component", True),
+        seeded_components_only=body.get("seeded_components_only", True),
         segmenter=body.get("segmenter"),
         recheck_every=body.get("recheck_every"),
     )

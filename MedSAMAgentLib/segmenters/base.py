@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,10 +130,15 @@ class Segmenter(ABC):
         seed: Seed,
         locked: Mapping[int, np.ndarray],
         stop_index: int,
+        continues: bool = False,
+        conditioning: Sequence[Seed] = (),
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (slice index, mask) from the seed slice to `stop_index` inclusive, one
         slice at a time, in the direction of `stop_index`. Locked slices are used as given
-        masks (conditioning frames). The caller may stop iterating at any slice."""
+        masks (conditioning frames). `continues`: the object is known to go on to
+        `stop_index` (the user's range, or another seed there), so no end is to be decided
+        before it. `conditioning`: further seeds up to `stop_index`, which a video model
+        conditions on. The caller may stop iterating at any slice."""
 
     def logits_from_mask(self, mask: np.ndarray) -> object:
         """Mask input standing for a binary slice mask that did not come from this model

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +159,8 @@ class LiteMedSAM(Segmenter):
         seed: Seed,
         locked: Mapping[int, np.ndarray],
         stop_index: int,
+        continues: bool = False,
+        conditioning: Sequence[Seed] = (),
     ) -> Iterator[tuple[int, np.ndarray]]:
         step = 1 if stop_index >= seed.slice_index else -1
         tracker: BoxTracker | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -173,6 +173,8 @@ class MedSAM2(Segmenter):
         seed: Seed,
         locked: Mapping[int, np.ndarray],
         stop_index: int,
+        continues: bool = False,
+        conditioning: Sequence[Seed] = (),
     ) -> Iterator[tuple[int, np.ndarray]]:
         key = seed.slice_index
         first, last = min(key, stop_index), max(key, stop_index)
@@ -184,10 +186,14 @@ class MedSAM2(Segmenter):
             for slice_index, mask in locked.items():
                 if first <= slice_index <= last and slice_index != key:
                     predictor.add_new_mask(state, slice_index - first, OBJECT_ID, torch.from_numpy(mask))
-            if seed.mask is not None:
-                predictor.add_new_mask(state, key - first, OBJECT_ID, torch.from_numpy(seed.mask))
-            else:
-                self._add_prompts(state, key - first, seed.prompts)
+            for conditioning_seed in (*conditioning, seed):  # every seed is a conditioning frame
+                frame_index = conditioning_seed.slice_index - first
+                if not 0 <= frame_index <= last - first:
+                    continue
+                if conditioning_seed.mask is not None:
+                    predictor.add_new_mask(state, frame_index, OBJECT_ID, torch.from_numpy(conditioning_seed.mask))
+                else:
+                    self._add_prompts(state, frame_index, conditioning_seed.prompts)
             for frame_index, _, logits in predictor.propagate_in_video(
                 state, start_frame_idx=key - first, reverse=stop_index < key
             ):

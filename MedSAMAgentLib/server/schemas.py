@@ -87,7 +87,7 @@ class JobRequest(Strict):
     key_mask: EncodedMask | None = None
     locked: dict[Annotated[int, Field(ge=0)], EncodedMask] = Field(default_factory=dict)
     slice_range: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
-    keep_largest_component: bool = True
+    seeded_components_only: bool = True
     segmenter: Literal[SEGMENTERS] | None = None
     recheck_every: Annotated[int, Field(ge=1)] | None = None
 

@@ -13,7 +13,8 @@ from MedSAMAgentLib import cli
 from MedSAMAgentLib.errors import CheckpointError
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest, segment
-from MedSAMAgentLib.segmenters.base import slice_frames
+from MedSAMAgentLib.metrics import dice
+from MedSAMAgentLib.segmenters.base import Seed, slice_frames
 from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, resolve_checkpoint
 
 
@@ -88,13 +89,29 @@ def test_propagates_both_ways_and_keeps_locked_slices(medsam2, phantom):
     locked = np.zeros(frames.image_shape, bool)
     locked[70:75, 40:43] = True
     seen = []
-    request = VolumeRequest(key, key_mask=seed, locked={23: locked}, slice_range=(17, 24), keep_largest_component=False)
+    request = VolumeRequest(key, key_mask=seed, locked={23: locked}, slice_range=(17, 24), seeded_components_only=False)
     result = segment(volume, medsam2, request, frames, progress=lambda step, done, total: seen.append(step))
     processed = sorted(int(step.split()[-1]) for step in seen if step.startswith("medsam2: slice"))
     assert processed == list(range(17, 25))  # forward 20..24 and backward 19..17, each once
     np.testing.assert_array_equal(result.stack[23], locked)
     np.testing.assert_array_equal(result.stack[key], seed)  # a mask seed is a conditioning frame, kept as is
     assert not result.stack[:17].any() and not result.stack[25:].any()
+
+
+def test_every_seed_on_the_way_is_a_conditioning_frame(medsam2, phantom):
+    """Tracking from one seed towards another: sam2 takes the other seed's mask as a
+    conditioning frame and returns it there (through its own resampling); without it, it
+    predicts that frame from the first seed (random weights: anything but that mask)."""
+    volume, _ = phantom
+    frames = slice_frames(volume, "axial")
+    seed = np.zeros(frames.image_shape, bool)
+    seed[60:110, 30:80] = True
+    other = np.zeros(frames.image_shape, bool)
+    other[20:40, 100:150] = True
+    conditioned = dict(medsam2.track(frames, Seed(20, mask=seed), {}, 23, continues=True, conditioning=(Seed(23, mask=other),)))
+    assert dice(conditioned[23], other) > 0.95, dice(conditioned[23], other)
+    alone = dict(medsam2.track(frames, Seed(20, mask=seed), {}, 23, continues=True))
+    assert dice(alone[23], other) < 0.5, dice(alone[23], other)
 
 
 def test_lazy_frames_match_frames_prepared_up_front(medsam2, phantom):

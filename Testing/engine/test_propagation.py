@@ -8,7 +8,7 @@ import pytest
 
 from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError, PromptError
 from MedSAMAgentLib.prompts import Box, SlicePrompts
-from MedSAMAgentLib.propagation import VolumeRequest, largest_component, segment_volume
+from MedSAMAgentLib.propagation import VolumeRequest, seeded_components, segment_volume
 from MedSAMAgentLib.segmenters.base import slice_frames
 from Testing.fixtures.segmenters import BoxFillSegmenter
 
@@ -41,7 +41,7 @@ def test_stops_after_two_empty_slices_in_each_direction(frames):
 
 def test_range_is_covered_whole_even_across_gaps(frames):
     segmenter = BoxFillSegmenter(presence={20, 21, 25, 26, 30})
-    stack = segment_volume(segmenter, frames, request(slice_range=(18, 32), keep_largest_component=False))
+    stack = segment_volume(segmenter, frames, request(slice_range=(18, 32), seeded_components_only=False))
     assert slices_with_object(stack) == [20, 21, 25, 26, 30]
     assert sorted(set(segmenter.tracked)) == list(range(18, 33))
 
@@ -76,6 +76,8 @@ def test_empty_key_slice_result_is_an_error(frames):
     empty = np.zeros(frames.image_shape, bool)
     with pytest.raises(MedSAMAgentError, match="found nothing for the prompt on slice 20"):
         segment_volume(segmenter, frames, request(prompts=None, key_mask=empty))
+    with pytest.raises(MedSAMAgentError, match="found nothing for the prompt on slice 20"):
+        segment_volume(segmenter, frames, request())
 
 
 def test_cancel_stops_between_slices(frames):
@@ -108,9 +110,9 @@ def test_bad_requests_are_refused(frames, overrides, message):
         segment_volume(BoxFillSegmenter(), frames, request(**overrides))
 
 
-def test_largest_component_is_26_connected():
+def test_seeded_components_are_26_connected():
     stack = np.zeros((3, 5, 5), bool)
     stack[0, 0, 0] = stack[1, 1, 1] = stack[2, 2, 2] = True  # diagonal chain
     stack[0, 4, 4] = True
-    kept = largest_component(stack)
+    kept = seeded_components(stack, [2])
     assert kept.sum() == 3 and not kept[0, 4, 4]

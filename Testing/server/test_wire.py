@@ -69,10 +69,10 @@ def test_a_request_round_trips(phantom):
     mask = np.zeros(request.volume.array.shape[1:], bool)
     mask[10:30, 40:45] = True
     request.locked = {request.key_slice + 1: mask, request.key_slice - 1: np.zeros_like(mask)}
-    request.window, request.segmenter, request.keep_largest_component = "400/40", "litemedsam", False
+    request.window, request.segmenter, request.seeded_components_only = "400/40", "litemedsam", False
     body = wire.request_to_json(request, wire.volume_digest(volume))
     back = wire.request_from_json(body, volume)
-    for field in ("view", "window", "key_slice", "target", "prompts", "slice_range", "keep_largest_component", "segmenter"):
+    for field in ("view", "window", "key_slice", "target", "prompts", "slice_range", "seeded_components_only", "segmenter"):
         assert getattr(back, field) == getattr(request, field), field
     assert back.locked.keys() == request.locked.keys()
     assert all(np.array_equal(back.locked[index], request.locked[index]) for index in request.locked)
