@@ -33,7 +33,7 @@ from MedSAMAgentLib.segmenters.base import slice_frames  # noqa: E402
 from MedSAMAgentLib.segmenters.box_tracking import DEFAULT_RULES, BoxTrackingRules  # noqa: E402
 from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM  # noqa: E402
 from MedSAMAgentLib.segmenters.runtimes.hardware import cpu_name  # noqa: E402
-from Testing.fixtures.anatomy import LESIONS, abdominal_organ, ct_head, lesion, mni_t1  # noqa: E402
+from Testing.fixtures.anatomy import LESIONS, labelled_structure, ct_head, lesion, mni_t1  # noqa: E402
 
 BOX_MARGIN = 2
 PREVIOUS = BoxTrackingRules("previous: seed grey-level gate")
@@ -81,7 +81,7 @@ def load_case(name: str):
         window = None
     elif name.startswith(("ct-", "mr-")):
         modality, organ = name.split("-", 1)
-        (path, reference), window = abdominal_organ(modality, organ.replace("-", "_")), None
+        (path, reference), window = labelled_structure(modality, organ.replace("-", "_")), None
     else:
         (path, reference), window = lesion(name), None
     frames = slice_frames(read_volume(path, log=lambda _: None), "axial", window)

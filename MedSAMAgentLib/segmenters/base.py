@@ -80,10 +80,15 @@ class EncodingCache:
         self.size = size
         self._entries: OrderedDict[bytes, object] = OrderedDict()
 
-    def get(self, image: np.ndarray, encode: Callable[[], object], *framing: float) -> object:
+    @staticmethod
+    def key(image: np.ndarray, *framing: float) -> bytes:
+        """What identifies an encoding: the slice's content and how it was framed."""
         key = hashlib.blake2b(image.tobytes(), digest_size=16)
         key.update(np.asarray([*image.shape, *framing], dtype=np.float64).tobytes())
-        key = key.digest()
+        return key.digest()
+
+    def get(self, image: np.ndarray, encode: Callable[[], object], *framing: float) -> object:
+        key = self.key(image, *framing)
         if key in self._entries:
             self._entries.move_to_end(key)
             return self._entries[key]

@@ -20,7 +20,7 @@ from MedSAMAgentLib.propagation import VolumeRequest, segment_volume
 from MedSAMAgentLib.segmenters.base import slice_frames
 from MedSAMAgentLib.segmenters.box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules
 from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM
-from Testing.fixtures.anatomy import abdominal_organ, lesion, mni_t1
+from Testing.fixtures.anatomy import labelled_structure, lesion, mni_t1
 
 
 def extent(stack: np.ndarray) -> tuple[int, int]:
@@ -69,7 +69,7 @@ def test_follows_real_lesions_to_their_ends(litemedsam, propagated, case, floor,
     [("ct", 0.88, 1), ("mr", 0.83, 1)],
 )
 def test_follows_a_kidney_to_its_ends(litemedsam, modality, floor, end_tolerance):
-    stack, truth = propagate_from_largest_slice(litemedsam, *abdominal_organ(modality, "kidney_left"))
+    stack, truth = propagate_from_largest_slice(litemedsam, *labelled_structure(modality, "kidney_left"))
     assert_follows(stack, truth, floor, end_tolerance)
 
 
