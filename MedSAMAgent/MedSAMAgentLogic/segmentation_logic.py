@@ -223,7 +223,7 @@ class SegmentationLogic:
                     f"the ROI covers {plane.view} slices {ends[0]:.0f} to {ends[1]:.0f}, not the key slice {key}: "
                     "move the ROI or the slice view"
                 )
-            _, box = box_from_ras(volume.geometry, plane, *job.box_ras)
+            box = box_from_ras(volume.geometry, plane, *job.box_ras).box
         points = []
         for ras, positive in job.points_ras:
             point_slice, point = point_from_ras(volume.geometry, plane, ras, positive)
