@@ -81,6 +81,54 @@ def check_prompts(prompts: SlicePrompts, image_shape: tuple[int, int]) -> SliceP
     return prompts
 
 
+class PromptsBySlice:
+    """Boxes and clicks on any slices, in the order given: on one slice a later box replaces
+    an earlier one and clicks add up."""
+
+    def __init__(self):
+        self.slices: list[int] = []  # in the order first prompted
+        self._boxes: dict[int, Box] = {}
+        self._points: dict[int, list[Point]] = {}
+
+    def add(self, slice_index: int, prompt: Box | Point) -> None:
+        if slice_index not in self.slices:
+            self.slices.append(slice_index)
+        if isinstance(prompt, Box):
+            self._boxes[slice_index] = prompt
+        else:
+            self._points.setdefault(slice_index, []).append(prompt)
+
+    def split(self, key_slice: int) -> tuple[SlicePrompts | None, dict[int, SlicePrompts]]:
+        """The key slice's prompts (None when it has none) and those on every other slice."""
+        on = {index: SlicePrompts(self._boxes.get(index), tuple(self._points.get(index, ()))) for index in self.slices}
+        return on.pop(key_slice, None), on
+
+
+def checked_range(key_slice: int | None, slice_range: tuple[int, int] | None, num_slices: int) -> tuple[int, int]:
+    """The first and last slice to propagate over: the user's range, checked against the
+    volume and the key slice, or the whole volume."""
+    if key_slice is not None and not 0 <= key_slice < num_slices:
+        raise PromptError(f"slice {key_slice} is outside the volume: slices are 0 to {num_slices - 1}")
+    if slice_range is None:
+        return 0, num_slices - 1
+    first, last = slice_range
+    if first > last:
+        raise PromptError(f"range {first} {last} is inverted: give the first slice, then the last")
+    if first < 0 or last >= num_slices:
+        raise PromptError(f"range {first} {last} is outside the volume: slices are 0 to {num_slices - 1}")
+    if key_slice is not None and not first <= key_slice <= last:
+        raise PromptError(f"the key slice {key_slice} is outside the range {first} {last}")
+    return first, last
+
+
+def check_seed_slice(index: int, num_slices: int, slice_range: tuple[int, int] | None, what: str) -> None:
+    """A slice holding `what` (a prompt, say) lies in the volume and in the user's range."""
+    if not 0 <= index < num_slices:
+        raise PromptError(f"the {what} on slice {index} is outside the volume: slices are 0 to {num_slices - 1}")
+    if slice_range is not None and not slice_range[0] <= index <= slice_range[1]:
+        raise PromptError(f"the {what} on slice {index} is outside the range {slice_range[0]} {slice_range[1]}")
+
+
 def box_from_index(plane: SlicePlane, a0: float, b0: float, a1: float, b1: float) -> Box:
     """`--box I0 J0 I1 J1`: in-plane voxel indices in index order, minimum then maximum."""
     if a1 < a0 or b1 < b0:
@@ -105,16 +153,50 @@ def ras_to_voxel(geometry: Geometry, ras_mm) -> np.ndarray:
     return np.rint(geometry.ras_to_continuous_index(ras_mm)).astype(int)
 
 
-def box_from_ras(geometry: Geometry, plane: SlicePlane, corner_a, corner_b) -> tuple[int, Box]:
-    """`--box-ras`: two opposite corners in RAS mm -> (slice index, display box). The slice
-    is the one through the middle of the two corners."""
+@dataclass(frozen=True)
+class BoxAcross:
+    """A box given by two opposite corners in RAS: the slices it spans along the view
+    (each corner on its nearest slice) and its in-plane extent. A box on one slice is flat;
+    one that spans several gives the object's extent across slices."""
+
+    first: int
+    last: int
+    box: Box
+
+    @property
+    def flat(self) -> bool:
+        return self.first == self.last
+
+    @property
+    def middle(self) -> int:
+        return int(np.rint((self.first + self.last) / 2))
+
+    def slice_range(self, given: tuple[int, int] | None, what: str) -> tuple[int, int] | None:
+        """The range to propagate over: the box's slices when it spans several (a range
+        given as well must be the same), else `given`."""
+        if self.flat:
+            return given
+        if given is not None and tuple(given) != (self.first, self.last):
+            raise PromptError(
+                f"{what} spans slices {self.first} to {self.last}, which differs from the range {given[0]} {given[1]}: "
+                "give the object's ends once, by the box or by the range"
+            )
+        return self.first, self.last
+
+
+def box_from_ras(geometry: Geometry, plane: SlicePlane, corner_a, corner_b) -> BoxAcross:
+    """`--box-ras` (or an ROI): two opposite corners in RAS mm -> the slices the box spans
+    and its display box."""
     voxel_a, voxel_b = ras_to_voxel(geometry, corner_a), ras_to_voxel(geometry, corner_b)
-    slice_index = int(np.rint((voxel_a[plane.slice_axis] + voxel_b[plane.slice_axis]) / 2))
-    plane.check_slice(slice_index)
+    first, last = sorted(int(voxel[plane.slice_axis]) for voxel in (voxel_a, voxel_b))
+    if first < 0 or last >= plane.num_slices:
+        raise PromptError(
+            f"the box spans {plane.view} slices {first} to {last}, beyond the volume: slices are 0 to {plane.num_slices - 1}"
+        )
     in_plane = plane.in_plane_index_axes
     low = [min(voxel_a[axis], voxel_b[axis]) for axis in in_plane]
     high = [max(voxel_a[axis], voxel_b[axis]) for axis in in_plane]
-    return slice_index, box_from_index(plane, low[0], low[1], high[0], high[1])
+    return BoxAcross(first, last, box_from_index(plane, low[0], low[1], high[0], high[1]))
 
 
 def point_from_ras(geometry: Geometry, plane: SlicePlane, ras_mm, positive: bool) -> tuple[int, Point]:

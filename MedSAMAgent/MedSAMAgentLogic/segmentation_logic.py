@@ -16,6 +16,11 @@ by name and the others are written.
 Edits: the logic remembers what it last wrote into each segment. Slices the radiologist
 changed since (or drew before any run) are locked on the next run: kept voxel for voxel and
 given to the segmenter as conditioning masks.
+
+Growing: Segment with prompts on a slice that was not one of the last run's seeds, into the
+segment holding that run's result (same view), is an update: only the slices the new seeds
+reach are computed, every other slice is kept voxel for voxel, and one undo takes it back.
+To start afresh, segment into a new segment (or one emptied first).
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError, PromptError
 from MedSAMAgentLib.io.volumes import Volume
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.progress import CancelCheck, ProgressCallback
-from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, check_prompts, point_from_ras, ras_to_voxel
 from MedSAMAgentLib.targets import parse_targets
 
-from .edits import EditTracker, LastResult, edited_slices
+from .edits import EditTracker, LastResult, edited_slices, grows, seed_slices
+from .markup_prompts import markup_prompts
 from .run_record import LastRunRecord
 from .segment_writer import SegmentWriter, segment_array
 from .volume_nodes import volume_from_node
@@ -138,7 +143,8 @@ class SegmentationLogic:
 
     def rerun(self, volume_node, segmentation_node, segment_id, job: SegmentationJob | None = None,
               progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> RunReport:
-        """Propagate again from the last run's key slice, keeping every edited slice."""
+        """Propagate again from the last run's key slice and its other seed slices (kept as
+        they are), keeping every edited slice."""
         return self._run(RERUN, volume_node, segmentation_node, segment_id, job or SegmentationJob(), progress, cancel)
 
     def _run(self, mode, volume_node, segmentation_node, segment_id, job, progress, cancel) -> RunReport:
@@ -168,13 +174,20 @@ class SegmentationLogic:
                 request.target, request.recheck_every = names[0], job.recheck_every
                 request.key_slice = None if job.find_slice else self._key_slice(job, plane)
             else:
-                request.key_slice, request.prompts = self._markup_prompts(job, volume, plane)
+                placed = markup_prompts(job, volume, plane, self._key_slice(job, plane))
+                request.key_slice, request.prompts, request.prompts_at = placed.key_slice, placed.prompts, placed.prompts_at
+                request.slice_range = placed.slice_range
+                if grows(last, current, view, placed.slices):
+                    request.previous, request.settled = current, last.seeds
         else:
             if mode == RERUN:
                 if last is None:
                     raise MedSAMAgentError("nothing to re-run: segment first, then edit slices and re-run")
                 request.key_slice = last.key_slice
                 request.slice_range = job.slice_range or last.slice_range
+                if current is not None:  # the last run's other seeds stay as they are, as seeds
+                    stack = plane.to_display(current)
+                    locked.update({index: stack[index].copy() for index in last.seeds if index != last.key_slice and index not in locked})
             else:
                 request.key_slice = self._key_slice(job, plane)
             if current is None:
@@ -211,26 +224,6 @@ class SegmentationLogic:
         if job.key_slice is None:
             raise PromptError("no key slice: choose the view whose current slice is the key slice, or find it")
         return plane.check_slice(job.key_slice)
-
-    def _markup_prompts(self, job: SegmentationJob, volume: Volume, plane: SlicePlane):
-        """Prompts from an ROI and points placed in the views, on the key slice."""
-        key = self._key_slice(job, plane)
-        box = None
-        if job.box_ras is not None:
-            ends = sorted(ras_to_voxel(volume.geometry, corner)[plane.slice_axis] for corner in job.box_ras)
-            if not ends[0] - 0.5 <= key <= ends[1] + 0.5:
-                raise PromptError(
-                    f"the ROI covers {plane.view} slices {ends[0]:.0f} to {ends[1]:.0f}, not the key slice {key}: "
-                    "move the ROI or the slice view"
-                )
-            _, box = box_from_ras(volume.geometry, plane, *job.box_ras)
-        points = []
-        for ras, positive in job.points_ras:
-            point_slice, point = point_from_ras(volume.geometry, plane, ras, positive)
-            if point_slice != key:
-                raise PromptError(f"a {'positive' if positive else 'negative'} point lies on slice {point_slice}, not on the key slice {key}")
-            points.append(point)
-        return key, check_prompts(SlicePrompts(box=box, points=tuple(points)), plane.image_shape)
 
     # -- phase 2: models (any thread, no MRML) ------------------------------------------
     def compute(self, prepared: PreparedRun, progress: ProgressCallback | None = None,
@@ -312,7 +305,8 @@ class SegmentationLogic:
         del self._undo_records[: -self.writer.logic.GetMaximumNumberOfUndoStates()]
         request = prepared.request
         for (segment_id, content), (_, outcome) in zip(written, done):
-            self.edits.remember(node_id, segment_id, LastResult.of(content, outcome.view, outcome.key_slice, request.slice_range))
+            seeds = seed_slices(request, outcome.key_slice)
+            self.edits.remember(node_id, segment_id, LastResult.of(content, outcome.view, outcome.key_slice, request.slice_range, seeds))
         seconds = max(outcome.seconds for _, outcome in done) + time.perf_counter() - started
         summaries = [outcome.summary(prepared.volume.geometry, seconds=seconds) for _, outcome in done]
         summary = summaries[0] if not several else "; ".join(f"{style.name}: {text}" for style, text in zip(styles, summaries))

@@ -26,13 +26,14 @@ from .volume_nodes import geometry_of
 RANGE_HALF_WIDTH = 3
 
 
-def prompt_job(volume_node, reference: np.ndarray, view: str = "axial", margin: float = 3) -> SegmentationJob:
-    """A markup-style job: the reference's box on its largest slice, as two RAS corners,
-    propagated over a few slices each way (kept short so the check runs in seconds)."""
+def prompt_job(volume_node, reference: np.ndarray, view: str = "axial", margin: float = 3, key: int | None = None) -> SegmentationJob:
+    """A markup-style job: the reference's box on its largest slice (or on slice `key`), as
+    two RAS corners, propagated over a few slices each way (kept short so the check runs in
+    seconds)."""
     geometry = geometry_of(volume_node)
     plane = SlicePlane.for_view(geometry, view)
     stack = plane.to_display(reference)
-    key = int(np.argmax(stack.sum(axis=(1, 2))))
+    key = int(np.argmax(stack.sum(axis=(1, 2)))) if key is None else key
     box = Box.around(stack[key], margin)
     corners = tuple(
         tuple((geometry.ijk_to_ras() @ [*plane.voxel_index(key, row, col), 1.0])[:3])
@@ -246,6 +247,33 @@ def check_edits_survive_a_rerun(scene, volume_node, reference: np.ndarray, logic
     assert after[report.key_slice].any(), "the key slice was lost"
 
 
+def check_a_box_on_another_slice_grows_the_segment(scene, volume_node, reference: np.ndarray, logic: SegmentationLogic) -> None:
+    """Segment, then Segment again with the box 5 slices further: the segment grows from
+    there (an update), the slices the new box cannot reach stay voxel for voxel, and one
+    undo restores the first result exactly. The update's range starts lower than the first
+    run's: a run from scratch would fill those slices, the update keeps them as they were."""
+    segmentation = new_segmentation(scene, volume_node)
+    first_job = prompt_job(volume_node, reference)
+    key = first_job.key_slice
+    report = logic.process(volume_node, segmentation, None, first_job)
+    plane = SlicePlane.for_view(geometry_of(volume_node), first_job.view)
+    first = plane.to_display(segment_array(segmentation, report.segment_id, volume_node)).copy()
+    further = key + 5
+    assert first[key].any() and not first[key + RANGE_HALF_WIDTH + 1 :].any(), "the first run went beyond its range"
+    grow = prompt_job(volume_node, reference, key=further)
+    grow.slice_range = (key - 2 * RANGE_HALF_WIDTH, further + RANGE_HALF_WIDTH)
+    logic.process(volume_node, segmentation, report.segment_id, grow)
+    grown = plane.to_display(segment_array(segmentation, report.segment_id, volume_node))
+    assert np.array_equal(grown[: key + 1], first[: key + 1]), "slices the new box cannot reach were changed"
+    assert all(grown[index].any() for index in range(key, further + RANGE_HALF_WIDTH + 1)), "the segment did not grow to the new box"
+    last = logic.edits.last(segmentation.GetID(), report.segment_id)
+    assert last.seeds == (key, further), f"the grown result's seeds are {last.seeds}"
+    logic.undo()
+    restored = plane.to_display(segment_array(segmentation, report.segment_id, volume_node))
+    assert np.array_equal(restored, first), "one undo did not restore the first result"
+    assert logic.edits.last(segmentation.GetID(), report.segment_id).seeds == (key,), "undo left the grown result remembered"
+
+
 def check_manual_prompts_from_settings(scene, volume_node, reference: np.ndarray, logic: SegmentationLogic, parameters) -> None:
     """The widget's manual path: with no agent, an ROI placed in the scene across the slice
     the Red view shows gives, through the module's settings (`parameters`: its parameter
@@ -282,6 +310,7 @@ LOGIC_CHECKS = (
     check_overwrite_and_masking,
     check_cancel_changes_nothing,
     check_edits_survive_a_rerun,
+    check_a_box_on_another_slice_grows_the_segment,
 )
 
 

@@ -14,7 +14,7 @@ from ..targets import parse_targets
 from .agent_record import cancel_on_interrupt, check_trajectory_option
 from .options import DEFAULT_POLICY, SERVER_KEY_ENV, add_agent_options, add_model_options, engine_from_args, info
 from .progress_bar import ProgressBar
-from .prompt_options import prompts_from_args
+from .prompt_options import add_prompt_options, prompt_options_given, prompts_from_args
 from .targets import EXIT_SOME_TARGETS_FAILED, read_ground_truths, record_folders, report_failures, run_targets
 
 
@@ -23,20 +23,11 @@ def add_parser(commands) -> argparse.ArgumentParser:
     segment.add_argument("input", type=Path, help="NIfTI, NRRD/NHDR, MHA/MHD file, DICOM series folder or multi-frame DICOM file")
     segment.add_argument("-o", "--output", type=Path, required=True,
                          help=".seg.nrrd, .nii.gz, .nii, .nrrd, .mha, or .dcm (DICOM SEG, for a DICOM input)")
-    segment.add_argument("--slice", type=int, help="key slice: voxel index along the array axis closest to --axis")
     segment.add_argument("--axis", choices=VIEWS, default="axial")
-    segment.add_argument("--box", type=float, nargs=4, metavar=("I0", "J0", "I1", "J1"),
-                         help="box on the key slice: the two in-plane voxel indices (index order), minimum then maximum, inclusive")
-    segment.add_argument("--box-ras", type=float, nargs=6, metavar=("R0", "A0", "S0", "R1", "A1", "S1"),
-                         help="box as two opposite corners in RAS mm (as Slicer shows them)")
-    segment.add_argument("--point", nargs=3, action="append", default=[], metavar=("I", "J", "pos|neg"),
-                         help="a click on the key slice (in-plane voxel indices); repeatable")
-    segment.add_argument("--point-ras", nargs=4, action="append", default=[], metavar=("R", "A", "S", "pos|neg"),
-                         help="a click in RAS mm; repeatable")
-    segment.add_argument("--range", type=int, nargs=2, metavar=("A", "B"),
-                         help="propagate over slices A..B (inclusive) instead of until the object disappears")
+    add_prompt_options(segment)
     segment.add_argument("--window", help="CT preset (abdomen, lung, brain, mediastinum, bone), W/L such as 400/40, or percentile")
-    segment.add_argument("--all-components", action="store_true", help="keep every 3D connected component, not only the largest")
+    segment.add_argument("--all-components", action="store_true",
+                         help="keep every 3D connected component, not only those holding a prompted slice")
     segment.add_argument("--name", help="segment name (default: the target, or 'Segment')")
     add_model_options(segment)
     segment.add_argument("--server", metavar="URL", help=f"run on a MedSAM-Agent server (its key in ${SERVER_KEY_ENV})")
@@ -129,15 +120,17 @@ def _provenance(args, targets):
 def _prompt_request(args, volume, plane):
     from ..engine.interface import SegmentationRequest
 
-    key_slice, prompts = prompts_from_args(args, volume, plane)
-    info(f"{args.axis} key slice {key_slice}")
+    given = prompts_from_args(args, volume, plane)
+    further = f"; prompts on {plane.view} slices {', '.join(map(str, sorted(given.prompts_at)))} too" if given.prompts_at else ""
+    info(f"{args.axis} key slice {given.key_slice}{further}")
     return SegmentationRequest(
         volume=volume,
         view=args.axis,
         window=args.window,
-        key_slice=key_slice,
-        prompts=prompts,
-        slice_range=tuple(args.range) if args.range else None,
+        key_slice=given.key_slice,
+        prompts=given.prompts,
+        prompts_at=given.prompts_at,
+        slice_range=given.slice_range,
         seeded_components_only=not args.all_components,
         segmenter=args.segmenter,
     )
@@ -146,8 +139,8 @@ def _prompt_request(args, volume, plane):
 def _agent_request(args, volume, plane, target: str, truth):
     from ..engine.interface import SegmentationRequest
 
-    if args.box or args.box_ras or args.point or args.point_ras:
-        raise PromptError("give either --target (the agent places the prompts) or --box/--point, not both")
+    if prompt_options_given(args):
+        raise PromptError(f"give either --target (the agent places the prompts) or {prompt_options_given(args)[0]}, not both")
     if (args.slice is None) == (not args.find_slice):
         raise PromptError("with --target, give the key slice with --slice K, or --find-slice to let the agent find it")
     if args.policy == "clinician" and truth is None:

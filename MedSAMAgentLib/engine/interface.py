@@ -16,9 +16,9 @@ import numpy as np
 
 from ..errors import PromptError
 from ..io.volumes import Geometry, Volume
-from ..orientation import VIEWS
+from ..orientation import VIEWS, SlicePlane
 from ..progress import CancelCheck, ProgressCallback
-from ..prompts import SlicePrompts
+from ..prompts import SlicePrompts, check_prompts, check_seed_slice, checked_range
 from .records import AgentRecord
 
 
@@ -55,7 +55,8 @@ class SegmentationRequest:
         return bool(self.target)
 
     def check(self) -> None:
-        """Refuse a request that cannot mean anything, before any work."""
+        """Refuse a request that cannot mean anything, before any work (one message for
+        the first fault found)."""
         if self.view not in VIEWS:
             raise PromptError(f"unknown view {self.view!r}; choose one of {', '.join(VIEWS)}")
         if self.uses_agent:
@@ -66,13 +67,27 @@ class SegmentationRequest:
         elif self.key_slice is None:
             raise PromptError("a key slice is needed unless the agent searches for the target")
         elif self.prompts is None and self.key_mask is None and self.key_slice not in self.locked and self.key_slice not in self.prompts_at:
-            raise PromptError("no prompt given: a box or at least one point is needed")
+            raise PromptError(f"no prompt given on the key slice {self.key_slice}: a box or at least one point is needed")
         if self.previous is not None and self.previous.shape != self.volume.array.shape:
             raise PromptError(
                 f"the earlier result has shape {self.previous.shape}, the volume {self.volume.array.shape}: it belongs to another volume"
             )
         if self.recheck_every is not None and self.recheck_every < 1:
             raise PromptError(f"recheck every {self.recheck_every} slices: give a positive number")
+        self._check_slices()
+
+    def _check_slices(self) -> None:
+        """Every slice and prompt fits the volume and the range: refused here, before any
+        model is loaded or any voxel is sent."""
+        plane = SlicePlane.for_view(self.volume.geometry, self.view)
+        checked_range(self.key_slice, self.slice_range, plane.num_slices)
+        if self.prompts is not None:
+            check_prompts(self.prompts, plane.image_shape)
+        for index, prompts in self.prompts_at.items():
+            check_seed_slice(index, plane.num_slices, self.slice_range, "prompt")
+            check_prompts(prompts, plane.image_shape)
+        for index in self.settled:
+            check_seed_slice(index, plane.num_slices, None, "earlier seed")
 
 
 @dataclass
@@ -90,8 +105,6 @@ class SegmentationOutcome:
 
     def summary(self, geometry: Geometry, seconds: float | None = None) -> str:
         """Voxels, mL, slices holding the object, and seconds (the job's, or `seconds`)."""
-        from ..orientation import SlicePlane
-
         voxels = int(self.mask.sum())
         millilitres = voxels * geometry.voxel_volume_ml
         plane = SlicePlane.for_view(geometry, self.view)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import MedSAMAgentError, PromptError
-from ..prompts import SlicePrompts, check_prompts
+from ..prompts import SlicePrompts, check_prompts, check_seed_slice, checked_range
 from ..segmenters.base import Seed
 
 
@@ -103,14 +103,14 @@ class Plan:
 
 def plan(request: VolumeRequest, num_slices: int, image_shape: tuple[int, int]) -> Plan:
     """Check `request` against a volume of `num_slices` slices of `image_shape`, and plan it."""
-    first, last = _checked_range(request, num_slices)
+    first, last = checked_range(request.key_slice, request.slice_range, num_slices)
     locked = _checked_locked(request.locked, image_shape, num_slices)
     seeds: dict[int, Seed] = {}
     prompted = dict(request.prompts_at)
     if request.prompts is not None and request.key_slice not in prompted:
         prompted = {request.key_slice: request.prompts, **prompted}
     for index, prompts in prompted.items():
-        _check_inside(index, num_slices, first, last, request.slice_range, "prompt")
+        check_seed_slice(index, num_slices, request.slice_range, "prompt")
         seeds[int(index)] = Seed(int(index), prompts=check_prompts(prompts, image_shape))
     if request.key_mask is not None:
         if request.key_mask.shape != tuple(image_shape):
@@ -135,29 +135,6 @@ def plan(request: VolumeRequest, num_slices: int, image_shape: tuple[int, int]) 
             if index not in seeds and index not in locked and 0 <= index < num_slices and previous[index].any():
                 seeds[int(index)] = Seed(int(index), mask=previous[index])
     return Plan(seeds, frozenset(new), locked, first, last, request.slice_range is not None, previous)
-
-
-def _checked_range(request: VolumeRequest, num_slices: int) -> tuple[int, int]:
-    key = request.key_slice
-    if not 0 <= key < num_slices:
-        raise PromptError(f"slice {key} is outside the volume: slices are 0 to {num_slices - 1}")
-    if request.slice_range is None:
-        return 0, num_slices - 1
-    first, last = request.slice_range
-    if first > last:
-        raise PromptError(f"range {first} {last} is inverted: give the first slice, then the last")
-    if first < 0 or last >= num_slices:
-        raise PromptError(f"range {first} {last} is outside the volume: slices are 0 to {num_slices - 1}")
-    if not first <= key <= last:
-        raise PromptError(f"the key slice {key} is outside the range {first} {last}")
-    return first, last
-
-
-def _check_inside(index: int, num_slices: int, first: int, last: int, slice_range, what: str) -> None:
-    if not 0 <= index < num_slices:
-        raise PromptError(f"the {what} on slice {index} is outside the volume: slices are 0 to {num_slices - 1}")
-    if slice_range is not None and not first <= index <= last:
-        raise PromptError(f"the {what} on slice {index} is outside the range {first} {last}")
 
 
 def _checked_locked(locked: Mapping[int, np.ndarray], image_shape, num_slices: int) -> dict[int, np.ndarray]:

@@ -1,5 +1,5 @@
 """The engine on a MedSAM-Agent server: the same requests and results as `LocalEngine`,
-sent over HTTP (API version 1).
+sent over HTTP (API version 2).
 
 A run: check the server's API version (once), name the volume by its SHA-256, submit the
 job under a random id, upload the volume only when the server says it lacks it, follow the

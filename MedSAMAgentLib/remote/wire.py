@@ -5,8 +5,9 @@
   magic, header length, JSON header, then the voxels byte-shuffled (all first bytes, then
   all second bytes, ...) and compressed with zstd; shuffling groups the slowly varying high
   bytes of CT and MR voxels, which zstd then packs much better.
-- Masks travel bit-packed and zstd-compressed; a result carries only the box of slices,
-  rows and columns that hold the object.
+- Masks (a slice's, or an earlier result on the volume's grid) travel bit-packed and
+  zstd-compressed; a result carries only the box of slices, rows and columns that hold the
+  object.
 - Requests are JSON; results are a framed blob like volumes.
 
 numpy, zstandard and the standard library only: importing this module loads no torch.
@@ -28,7 +29,7 @@ from ..io.checks import usable_voxels
 from ..io.volumes import Geometry, Volume
 from ..prompts import Box, Point, SlicePrompts
 
-API_VERSION = 1
+API_VERSION = 2  # 2: prompts on further slices (prompts_at) and updates of an earlier result (previous, settled)
 API_VERSION_HEADER = "X-MedSAM-Agent-API"
 VOLUME_HEADER = "X-MedSAM-Agent-Volume"  # on every request of a job, for proxies that route by volume
 VOLUME_MAGIC = b"MSAGV1"
@@ -139,32 +140,33 @@ def encode_mask(mask: np.ndarray) -> dict:
 
 
 def decode_mask(data: dict, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The mask in `data`; with `shape`, refused unless it has that shape (checked before
+    anything is unpacked)."""
     import zstandard
 
     try:
-        mask = _unpacked(base64.b64decode(data["bits"], validate=True), tuple(int(n) for n in data["shape"]))
+        declared = tuple(int(n) for n in data["shape"])
+        if shape is not None and declared != tuple(shape):
+            raise CorruptDataError(f"a mask has shape {list(declared)}, expected {list(shape)}")
+        return _unpacked(base64.b64decode(data["bits"], validate=True), declared)
     except (KeyError, TypeError, ValueError, zstandard.ZstdError) as error:
         raise CorruptDataError(f"a mask does not decode ({error.__class__.__name__}: {error})") from None
-    if shape is not None and mask.shape != tuple(shape):
-        raise CorruptDataError(f"a mask has shape {list(mask.shape)}, expected {list(shape)}")
-    return mask
 
 
 # -- requests -----------------------------------------------------------------------------
 def request_to_json(request: SegmentationRequest, digest: str) -> dict:
-    prompts = request.prompts
     return {
         "volume": digest,
         "view": request.view,
         "window": request.window,
         "key_slice": request.key_slice,
         "target": request.target,
-        "prompts": None if prompts is None else {
-            "box": None if prompts.box is None else prompts.box.as_list(),
-            "points": [{"x": float(p.x), "y": float(p.y), "positive": bool(p.positive)} for p in prompts.points],
-        },
+        "prompts": None if request.prompts is None else _prompts_to_json(request.prompts),
+        "prompts_at": {str(index): _prompts_to_json(prompts) for index, prompts in request.prompts_at.items()},
         "key_mask": None if request.key_mask is None else encode_mask(request.key_mask),
         "locked": {str(index): encode_mask(mask) for index, mask in request.locked.items()},
+        "previous": None if request.previous is None else encode_mask(request.previous),
+        "settled": [int(index) for index in request.settled],
         "slice_range": None if request.slice_range is None else [int(v) for v in request.slice_range],
         "seeded_components_only": request.seeded_components_only,
         "segmenter": request.segmenter,
@@ -177,27 +179,38 @@ def request_from_json(body: dict, volume: Volume) -> SegmentationRequest:
     from ..orientation import SlicePlane
 
     plane = SlicePlane.for_view(volume.geometry, body["view"])
-    prompts = body.get("prompts")
-    if prompts is not None:
-        box = prompts.get("box")
-        prompts = SlicePrompts(
-            box=None if box is None else Box(*box),
-            points=tuple(Point(p["x"], p["y"], p["positive"]) for p in prompts.get("points", [])),
-        )
-    key_mask = body.get("key_mask")
+    prompts, key_mask, previous = body.get("prompts"), body.get("key_mask"), body.get("previous")
     return SegmentationRequest(
         volume=volume,
         view=body["view"],
         window=body.get("window"),
         key_slice=body.get("key_slice"),
         target=body.get("target") or "",
-        prompts=prompts,
+        prompts=None if prompts is None else _prompts_from_json(prompts),
+        prompts_at={int(index): _prompts_from_json(at) for index, at in (body.get("prompts_at") or {}).items()},
         key_mask=None if key_mask is None else decode_mask(key_mask, plane.image_shape),
         locked={int(index): decode_mask(mask, plane.image_shape) for index, mask in (body.get("locked") or {}).items()},
+        previous=None if previous is None else decode_mask(previous, volume.array.shape),
+        settled=tuple(int(index) for index in body.get("settled") or ()),
         slice_range=None if body.get("slice_range") is None else tuple(body["slice_range"]),
         seeded_components_only=body.get("seeded_components_only", True),
         segmenter=body.get("segmenter"),
         recheck_every=body.get("recheck_every"),
+    )
+
+
+def _prompts_to_json(prompts: SlicePrompts) -> dict:
+    return {
+        "box": None if prompts.box is None else prompts.box.as_list(),
+        "points": [{"x": float(p.x), "y": float(p.y), "positive": bool(p.positive)} for p in prompts.points],
+    }
+
+
+def _prompts_from_json(data: dict) -> SlicePrompts:
+    box = data.get("box")
+    return SlicePrompts(
+        box=None if box is None else Box(*box),
+        points=tuple(Point(p["x"], p["y"], p["positive"]) for p in data.get("points", [])),
     )
 
 

@@ -1,4 +1,4 @@
-"""The department server's web API (version 1): volumes in by content hash, jobs that
+"""The department server's web API (version 2): volumes in by content hash, jobs that
 carry their whole request, progress by polling, results as compressed masks.
 
 Every error is an HTTP status with a JSON body `{"error": one line, "type": kind}`: 401 for

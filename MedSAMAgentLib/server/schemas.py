@@ -1,4 +1,4 @@
-"""The server's request and response bodies (API version 1)."""
+"""The server's request and response bodies (API version 2)."""
 
 from __future__ import annotations
 
@@ -77,15 +77,34 @@ class EncodedMask(Strict):
     bits: str = Field(description="base64 of the zstd-compressed, bit-packed mask")
 
 
+class EncodedVolumeMask(Strict):
+    shape: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=3, max_length=3, description="(k, j, i): the volume's")]
+    bits: str = Field(description="base64 of the zstd-compressed, bit-packed mask")
+
+
 class JobRequest(Strict):
+    """A whole job (the server keeps only caches): prompts on the key slice and on further
+    slices, or a target for the agent; locked slices; and, for an update, the earlier result
+    and its seeds."""
+
     volume: Digest
     view: Literal[VIEWS] = "axial"
     window: Annotated[str, Field(max_length=40)] | None = None
     key_slice: Annotated[int, Field(ge=0)] | None = None
     target: Annotated[str, Field(max_length=500)] = ""
-    prompts: Prompts | None = None
+    prompts: Prompts | None = Field(None, description="the prompts on the key slice")
+    prompts_at: dict[Annotated[int, Field(ge=0)], Prompts] = Field(
+        default_factory=dict, max_length=10_000,
+        description="prompts on further slices along the view, each slice one more seed (on the key slice they replace `prompts`)",
+    )
     key_mask: EncodedMask | None = None
     locked: dict[Annotated[int, Field(ge=0)], EncodedMask] = Field(default_factory=dict)
+    previous: EncodedVolumeMask | None = Field(
+        None, description="an earlier result on the volume's grid, to update: only the slices the new seeds can change are computed",
+    )
+    settled: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, max_length=10_000, description="the earlier result's seed slices (display indices along the view)",
+    )
     slice_range: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
     seeded_components_only: bool = True
     segmenter: Literal[SEGMENTERS] | None = None

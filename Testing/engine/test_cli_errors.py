@@ -85,6 +85,37 @@ def dicom_with_two_orientations(tmp_path):
 
 
 BOX = ["--box", "2", "2", "20", "20"]
+
+
+def ras(i: float, j: float, k: float) -> list[str]:
+    """RAS mm of a voxel index of the test volume (identity direction, see synthetic_image)."""
+    lps = synthetic_image(DIRECTIONS["identity"]).TransformContinuousIndexToPhysicalPoint((i, j, k))
+    return [str(-lps[0]), str(-lps[1]), str(lps[2])]
+
+
+# Prompts on further slices and 3D boxes: each refused before any model loads (the run
+# also names a checkpoint that does not exist, which loading a model would report first).
+NO_MODEL = ["--checkpoint", "never-loaded.pt"]
+SEED_CASES = {
+    "box-at slice outside": ([*BOX, "--slice", "3", "--box-at", "30", *BOX[1:]], "the prompt on slice 30 is outside the volume"),
+    "box-at outside the slice": (["--box-at", "5", "2", "2", "40", "20"], "lies outside the slice"),
+    "box-at inverted": (["--box-at", "5", "20", "2", "5", "20"], "is inverted"),
+    "point-at outside the slice": (["--box-at", "5", *BOX[1:], "--point-at", "5", "3", "50", "neg"], "lies outside the slice"),
+    "point-at bad word": (["--point-at", "5", "3", "3", "maybe"], "point type must be pos or neg, got 'maybe'"),
+    "point-at slice not a number": (["--point-at", "five", "3", "3", "pos"], "expected a slice number, got 'five'"),
+    "seed outside the range": ([*BOX, "--slice", "3", "--point-at", "10", "3", "3", "pos", "--range", "2", "6"],
+                               "the prompt on slice 10 is outside the range 2 6"),
+    "nothing on the key slice": (["--slice", "3", "--box-at", "5", *BOX[1:]], "no prompt given on the key slice 3"),
+    "3D box and another range": (["--box-ras", *ras(2, 2, 4), *ras(20, 20, 10), "--range", "2", "12"],
+                                 "--box-ras spans slices 4 to 10, which differs from the range 2 12"),
+    "key slice outside the 3D box": (["--slice", "20", "--box-ras", *ras(2, 2, 4), *ras(20, 20, 10)],
+                                     "the key slice 20 is outside the range 4 10"),
+    "3D box beyond the volume": (["--box-ras", *ras(2, 2, 4), *ras(20, 20, 30)], "the box spans axial slices 4 to 30, beyond the volume"),
+    "box-ras-at across slices": (["--box-ras-at", *ras(2, 2, 4), *ras(20, 20, 10)], "spans axial slices 4 to 10: a box on one slice"),
+    "two 3D boxes": (["--box-ras", *ras(2, 2, 4), *ras(20, 20, 10), "--box-ras", *ras(2, 2, 5), *ras(20, 20, 9)],
+                     "give the object's ends once"),
+    "agent and prompts": (["--target", "liver", "--slice", "3", "--box-at", "5", *BOX[1:]], "give either --target"),
+}
 CASES = {
     "missing file": (lambda t, v: [str(t / "absent.nii.gz"), "--slice", "3", *BOX], "input not found"),
     "corrupt file": (lambda t, v: [str(corrupt(t)), "--slice", "3", *BOX], "the file is corrupt"),
@@ -145,6 +176,24 @@ def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, volume_path, caps
     assert len(error_lines) == 1 and message in error_lines[0], captured.err
     assert "Traceback" not in captured.err
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before  # nothing written, nothing touched
+
+
+@pytest.mark.parametrize("where", ["here", "server"])
+@pytest.mark.parametrize("case", list(SEED_CASES))
+def test_bad_seeds_are_refused_before_any_model_loads_or_server_is_reached(tmp_path, volume_path, capsys, case, where):
+    """Locally a model is never loaded (its checkpoint does not exist); with --server the
+    same line comes before the client contacts the server (nothing listens at its URL)."""
+    from Testing.fixtures.server import free_port
+
+    arguments, message = SEED_CASES[case]
+    elsewhere = NO_MODEL if where == "here" else ["--server", f"http://127.0.0.1:{free_port()}"]
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    status = cli.main(["segment", str(volume_path), "-o", str(tmp_path / "result.seg.nrrd"), *arguments, *elsewhere])
+    captured = capsys.readouterr()
+    assert status == cli.EXIT_USER_ERROR
+    error_lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], captured.err
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
 
 
 def test_existing_output_is_not_replaced_without_overwrite(tmp_path, volume_path, capsys):

@@ -217,3 +217,47 @@ def test_running_on_a_server_writes_the_same_segment_as_running_here(scene, logi
     assert again.locked_slices == [erased]
     assert not plane.to_display(segment_array(there_node, there.segment_id, node))[erased].any()
     assert keys[1]["alice"] not in server.log()
+
+
+def test_a_point_on_another_slice_is_a_seed_there(scene, logic, phantom_node):
+    """A positive point placed 3 slices from the ROI's slice becomes a prompt on its own
+    slice. LiteMedSAM is box-only: from a point alone it finds nothing, and the run says so
+    for that slice and changes nothing."""
+    from MedSAMAgentLib.prompts import SlicePrompts, box_from_ras, point_from_ras
+    from MedSAMAgentLogic.segmentation_logic import SEGMENT
+
+    node, kidney = phantom_node
+    volume = volume_from_node(node)
+    plane = SlicePlane.for_view(volume.geometry, "axial")
+    job = selftest.prompt_job(node, kidney)
+    further = job.key_slice + 3
+    rows, cols = np.nonzero(plane.to_display(kidney)[further])
+    centre = (volume.geometry.ijk_to_ras() @ [*plane.voxel_index(further, np.median(rows), np.median(cols)), 1.0])[:3]
+    job.points_ras = [(tuple(centre), True)]
+    segmentation = selftest.new_segmentation(scene, node)
+    request = logic.prepare(SEGMENT, node, segmentation, None, job).request
+    assert request.key_slice == job.key_slice
+    assert request.prompts == SlicePrompts(box=box_from_ras(volume.geometry, plane, *job.box_ras).box)
+    assert request.prompts_at == {further: SlicePrompts(points=(point_from_ras(volume.geometry, plane, centre, True)[1],))}
+    with pytest.raises(MedSAMAgentError, match=f"the segmenter found nothing for the prompt on slice {further}"):
+        logic.process(node, segmentation, None, job)
+    assert selftest.snapshot(segmentation, node) == {}
+
+
+def test_rerun_after_growing_keeps_every_seed_slice(scene, logic, phantom_node):
+    """After a box on a second slice grew the segment, Re-run propagates again from the last
+    run's key slice (the second box's) with the first seed's slice kept as it is."""
+    node, kidney = phantom_node
+    plane = SlicePlane.for_view(volume_from_node(node).geometry, "axial")
+    segmentation = selftest.new_segmentation(scene, node)
+    first = selftest.prompt_job(node, kidney)
+    report = logic.process(node, segmentation, None, first)
+    grow = selftest.prompt_job(node, kidney, key=first.key_slice + 2)
+    grow.slice_range = first.slice_range
+    logic.process(node, segmentation, report.segment_id, grow)
+    grown = plane.to_display(segment_array(segmentation, report.segment_id, node)).copy()
+    again = logic.rerun(node, segmentation, report.segment_id)
+    assert (again.key_slice, again.locked_slices) == (grow.key_slice, [first.key_slice])
+    after = plane.to_display(segment_array(segmentation, report.segment_id, node))
+    for seed in (first.key_slice, grow.key_slice):
+        np.testing.assert_array_equal(after[seed], grown[seed])

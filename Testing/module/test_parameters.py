@@ -13,6 +13,8 @@ import pytest
 from MedSAMAgentLib.errors import PromptError
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLogic import parameters, selftest
+from MedSAMAgentLogic.edits import LastResult
+from MedSAMAgentLogic.segment_writer import segment_array
 from MedSAMAgentLogic.selftest import ANATOMICAL_NORMALS, roi_around, set_slice_view, voxel_centre_ras
 from MedSAMAgentLogic.volume_nodes import geometry_of
 
@@ -104,3 +106,49 @@ def test_incomplete_settings_are_refused_with_what_to_do(scene, phantom_node, ke
 def test_prompts_placed_in_the_scene_segment_like_typed_corners(scene, logic, phantom_node):
     node, kidney = phantom_node
     selftest.check_manual_prompts_from_settings(scene, node, kidney, logic, default_parameters())
+
+
+def placed_roi_job(scene, node, kidney, thickness_mm: float):
+    """The job the module's settings give for an ROI around the kidney's box on its largest
+    axial slice (shown in the Red view), `thickness_mm` thick across slices."""
+    typed = selftest.prompt_job(node, kidney)
+    geometry = geometry_of(node)
+    plane = SlicePlane.for_view(geometry, "axial")
+    set_slice_view(scene, "Red", ANATOMICAL_NORMALS["axial"], voxel_centre_ras(geometry, plane, typed.key_slice))
+    roi = roi_around(scene, typed.box_ras, thickness_mm)
+    job = parameters.job_from_parameters(default_parameters(inputVolume=node, agentSource=parameters.NO_AGENT, promptBox=roi), scene, "",
+                                         "segment")
+    job.device = "cpu"
+    return job, plane
+
+
+def written_slices(logic, scene, node, job, plane) -> tuple[list[int], LastResult]:
+    segmentation = selftest.new_segmentation(scene, node)
+    report = logic.process(node, segmentation, None, job)
+    written = plane.to_display(segment_array(segmentation, report.segment_id, node))
+    return np.flatnonzero(written.any(axis=(1, 2))).tolist(), logic.edits.last(segmentation.GetID(), report.segment_id)
+
+
+def test_an_roi_across_slices_bounds_the_result_to_its_slices(scene, logic, phantom_node):
+    node, kidney = phantom_node
+    spacing = geometry_of(node).spacing[2]
+    job, plane = placed_roi_job(scene, node, kidney, thickness_mm=4 * spacing)  # 2 slices each way
+    key = job.key_slice
+    job.slice_range = (key - 1, key + 1)
+    with pytest.raises(PromptError, match=f"the ROI spans slices {key - 2} to {key + 2}, which differs from the range"):
+        logic.process(node, selftest.new_segmentation(scene, node), None, job)
+    job.slice_range = None
+    slices, last = written_slices(logic, scene, node, job, plane)
+    assert slices == list(range(key - 2, key + 3)) and last.slice_range == (key - 2, key + 2)
+
+
+def test_a_flat_roi_leaves_the_ends_to_propagation(scene, logic, phantom_node):
+    """An ROI one slice thick, as placed in a slice view: the kidney is followed to its ends
+    (it spans axial slices 7 to 28), not beyond."""
+    node, kidney = phantom_node
+    job, plane = placed_roi_job(scene, node, kidney, thickness_mm=0.5 * geometry_of(node).spacing[2])
+    assert job.slice_range is None
+    slices, last = written_slices(logic, scene, node, job, plane)
+    truth = np.flatnonzero(plane.to_display(kidney).any(axis=(1, 2)))
+    assert last.slice_range is None and slices == list(range(slices[0], slices[-1] + 1))
+    assert abs(slices[0] - truth[0]) <= 2 and abs(slices[-1] - truth[-1]) <= 2, (slices[0], slices[-1], truth[0], truth[-1])

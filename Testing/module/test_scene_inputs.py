@@ -78,7 +78,7 @@ def test_an_unplaced_roi_gives_no_box(scene):
     assert roi_corners(None) is None
 
 
-def test_an_roi_away_from_the_key_slice_or_a_point_off_it_is_refused(scene, logic, phantom_node):
+def test_an_roi_away_from_the_key_slice_or_nothing_on_it_is_refused(scene, logic, phantom_node):
     node, kidney = phantom_node
     job = selftest.prompt_job(node, kidney)
     segmentation = selftest.new_segmentation(scene, node)
@@ -92,8 +92,8 @@ def test_an_roi_away_from_the_key_slice_or_a_point_off_it_is_refused(scene, logi
     points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
     centre = np.mean(job.box_ras, axis=0)
     points.AddControlPoint(*(centre + [0.0, 0.0, 4 * geometry_of(node).spacing[2]]))
-    job.points_ras = placed_points(points, True)
-    with pytest.raises(PromptError, match=rf"positive point lies on slice \d+, not on the key slice {job.key_slice}"):
+    job.box_ras, job.points_ras = None, placed_points(points, True)
+    with pytest.raises(PromptError, match=f"nothing is placed on axial slice {job.key_slice}, the key slice"):
         logic.process(node, segmentation, None, job)
     assert selftest.snapshot(segmentation, node).keys() == before.keys() == set()
 

@@ -3,6 +3,7 @@ computer's engine, voxel for voxel, and one clear line for every refusal."""
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +16,7 @@ from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.prompts import Box, SlicePrompts
 from MedSAMAgentLib.remote import RemoteEngine
+from MedSAMAgentLib.remote.wire import API_VERSION
 from Testing.fixtures.anatomy import ct_head
 from Testing.fixtures.server import kidney_request
 
@@ -79,11 +81,11 @@ def test_an_unreachable_server_is_one_line(phantom):
 
 
 def test_a_server_of_another_api_version_is_refused_naming_what_to_upgrade(phantom):
-    """A server that speaks API version 2 (a real HTTP server answering /health as a newer
-    MedSAM-Agent server would)."""
+    """A server that speaks the next API version (a real HTTP server answering /health as a
+    newer MedSAM-Agent server would)."""
     class NewerServer(BaseHTTPRequestHandler):
         def do_GET(self):
-            body = b'{"status": "ok", "api_version": 2, "server_version": "9.0.0"}'
+            body = json.dumps({"status": "ok", "api_version": API_VERSION + 1, "server_version": "9.0.0"}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -96,7 +98,8 @@ def test_a_server_of_another_api_version_is_refused_naming_what_to_upgrade(phant
     newer = ThreadingHTTPServer(("127.0.0.1", 0), NewerServer)
     threading.Thread(target=newer.serve_forever, daemon=True).start()
     try:
-        with pytest.raises(ServerError, match="speaks API version 2, this client .* speaks 1: upgrade this client"):
+        newer_version = f"speaks API version {API_VERSION + 1}, this client .* speaks {API_VERSION}: upgrade this client"
+        with pytest.raises(ServerError, match=newer_version):
             RemoteEngine(f"http://127.0.0.1:{newer.server_address[1]}").run(kidney_request(phantom))
     finally:
         newer.shutdown()

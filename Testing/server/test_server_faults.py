@@ -163,7 +163,7 @@ def test_malformed_oversized_and_foreign_requests_get_their_status(server, keys)
     assert part.status_code == 413
     unknown = requests.put(f"{server.url}/v1/uploads/{'b' * 32}/0", data=b"x", headers=headers(key), timeout=30)
     assert unknown.status_code == 404 and unknown.json()["type"] == "UnknownUpload"
-    for sent, upgrade in (("2", "upgrade the server"), ("0", "upgrade the client")):
+    for sent, upgrade in ((str(wire.API_VERSION + 1), "upgrade the server"), (str(wire.API_VERSION - 1), "upgrade the client")):
         answer = requests.get(f"{server.url}/v1/info", headers={**headers(key), wire.API_VERSION_HEADER: sent}, timeout=30)
         assert answer.status_code == 426 and upgrade in answer.json()["error"]
     unauthorised = requests.get(f"{server.url}/v1/info", timeout=30)

@@ -11,15 +11,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from MedSAMAgentLib import cli
-from Testing.fixtures.server import REPOSITORY, environment, run_medsam_agent
+from Testing.fixtures.server import CLIENT_PYTHON, REPOSITORY, environment
+from Testing.fixtures.server import run_thin_client as client
 
-CLIENT_PYTHON = REPOSITORY / ".venv-client" / "bin" / "python"
 MODEL_PACKAGES = ("torch", "transformers", "sam2", "monai", "scipy")
-
-
-def client(*arguments: str, key: str | None = None) -> subprocess.CompletedProcess:
-    assert CLIENT_PYTHON.exists(), "the client-only environment is missing: run bash scripts/setup.sh --test"
-    return run_medsam_agent(*arguments, python=str(CLIENT_PYTHON), MEDSAM_AGENT_SERVER_KEY=key or "")
 
 
 def test_the_client_install_holds_no_model_packages():

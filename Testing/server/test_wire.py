@@ -4,6 +4,7 @@ decoded exactly or refused with a message."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from MedSAMAgentLib.engine.interface import SegmentationOutcome
 from MedSAMAgentLib.engine.records import AgentRecord, TurnRecord
 from MedSAMAgentLib.io.volumes import Volume, read_volume
 from MedSAMAgentLib.remote import wire
+from MedSAMAgentLib.server import schemas
 from Testing.fixtures.anatomy import ct_head
 from Testing.fixtures.server import kidney_request
 
@@ -76,6 +78,26 @@ def test_a_request_round_trips(phantom):
         assert getattr(back, field) == getattr(request, field), field
     assert back.locked.keys() == request.locked.keys()
     assert all(np.array_equal(back.locked[index], request.locked[index]) for index in request.locked)
+
+
+def test_prompts_on_further_slices_and_an_update_round_trip(phantom):
+    from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
+
+    volume, organs = phantom
+    previous = organs["right kidney"].copy()
+    previous[3, 5, 7] = True  # a voxel no compression scheme guesses
+    request = kidney_request(phantom, previous=previous, settled=(15, 19), prompts_at={
+        22: SlicePrompts(box=Box(10.5, 20.0, 60.0, 70.25)),
+        12: SlicePrompts(points=(Point(40.0, 41.5, True), Point(3.0, 4.0, False))),
+    })
+    body = wire.request_to_json(request, wire.volume_digest(volume))
+    assert len(body["previous"]["bits"]) < previous.size / 100  # bit-packed and compressed, not a voxel list
+    back = wire.request_from_json(schemas.JobRequest.model_validate(body).model_dump(), volume)
+    assert back.prompts_at == request.prompts_at and back.settled == (15, 19) and back.prompts == request.prompts
+    assert back.previous.dtype == bool and np.array_equal(back.previous, previous)
+    other_grid = {**body, "previous": wire.encode_mask(previous[1:])}
+    with pytest.raises(wire.CorruptDataError, match=re.escape(f"shape {list(previous[1:].shape)}, expected {list(previous.shape)}")):
+        wire.request_from_json(other_grid, volume)
 
 
 def test_a_result_carries_only_the_object_and_the_record(phantom):
