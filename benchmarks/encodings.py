@@ -36,6 +36,4 @@ def store_encodings(segmenter, folder: Path) -> None:
     """Make `segmenter` (a LiteMedSAM) keep its encodings under `folder`, one subfolder per
     runtime and precision (bf16 and f32 encodings differ)."""
     runtime = segmenter.runtime
-    segmenter._embeddings = StoredEncodings(Path(folder) / f"{runtime.name}-{runtime.precision}".replace(" ", "_"))
-    if segmenter._reference_encode is not None:
-        segmenter._reference_embeddings = StoredEncodings(Path(folder) / "torch-f32")
+    segmenter._embeddings = StoredEncodings(Path(folder) / f"{runtime.name}-{runtime.precision}")

@@ -1,17 +1,20 @@
-"""Which box-propagation rules follow the object best? LiteMedSAM on real anatomy.
+"""How well does LiteMedSAM's propagation follow real anatomy, whatever box is drawn?
 
-For each case the seed is a box around the label on the slice where the label is largest
-(grown by 2 pixels), as a user would draw it; propagation then runs without a range, so
-its own rules decide where to stop. The reference is LiteMedSAM given the true box on
-every labelled slice (what propagation could at best reach with this model). Printed per
-case and rule set: 3D Dice against the label, the slices where the segmentation starts
-and ends against the label's, and per rule set the mean Dice and its loss against the
-reference, averaged over the cases: CT lung tumours and MR brain tumours (expert labels),
-CT and MR whole brains, and the liver, spleen and kidneys on an abdominal CT and the
-spleen and kidneys on an abdominal MR (TotalSegmentator's labels, made by its model).
+For each case (`cases.py`: the benchmark's, or the structures it never shows with
+`--set check`), through the shipped code path (`segment_volume`, default rules):
 
-    python benchmarks/propagation_quality.py [--cases lung1 lung2 brain1 brain2 ct-head mni ct-liver mr-spleen ...]
-                                            [--rules WORDS ...]
+- the oracle: LiteMedSAM given the label's tight box on every labelled slice;
+- the seed box on the label's largest slice drawn five ways (tight, 2, 5 and 10 px
+  outside, 3 px outside and shifted by 10%), propagated without a range: 3D Dice, and the
+  first and last slices against the label's;
+- the tight box with the label's own slice range (the 3D box).
+
+Then the means, each box's loss against the oracle, how many ends miss by more than 2
+slices, and how far the Dice moves with the box. Held-out figures for the evidence
+weights come from `evidence_fit.py`. CPU and runtime are printed first.
+
+    python benchmarks/propagation_quality.py [--set benchmark|check] [--cases NAME ...]
+                                             [--runtime auto|torch|openvino] [--encodings DIR]
 """
 
 from __future__ import annotations
@@ -25,120 +28,83 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from MedSAMAgentLib.io.volumes import read_volume  # noqa: E402
+from benchmarks.cases import BENCHMARK, CHECK, Case, load_case  # noqa: E402
+from benchmarks.encodings import store_encodings  # noqa: E402
+from benchmarks.tracks import BOXES, drawn_box  # noqa: E402
 from MedSAMAgentLib.metrics import dice  # noqa: E402
 from MedSAMAgentLib.prompts import Box, SlicePrompts  # noqa: E402
 from MedSAMAgentLib.propagation import VolumeRequest, segment_volume  # noqa: E402
-from MedSAMAgentLib.segmenters.base import slice_frames  # noqa: E402
-from MedSAMAgentLib.segmenters.box_tracking import DEFAULT_RULES, BoxTrackingRules  # noqa: E402
 from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM  # noqa: E402
 from MedSAMAgentLib.segmenters.runtimes.hardware import cpu_name  # noqa: E402
-from Testing.fixtures.anatomy import LESIONS, labelled_structure, ct_head, lesion, mni_t1  # noqa: E402
 
-BOX_MARGIN = 2
-PREVIOUS = BoxTrackingRules("previous: seed grey-level gate")
-UNCUT = DEFAULT_RULES.but("seed gate x1.5 + IoU estimate >= 0.7x the seed's, masks uncut", grey_band=0.0, min_overlap=0.0)
-RULE_SETS = [
-    PREVIOUS,
-    PREVIOUS.but("no gate", intensity="off"),
-    PREVIOUS.but("neighbour gate", intensity="neighbour"),
-    PREVIOUS.but("seed or neighbour gate", intensity="seed or neighbour"),
-    PREVIOUS.but("seed gate x1.5", intensity_tolerance=1.5),
-    PREVIOUS.but("IoU estimate >= 0.7, no gate", intensity="off", min_score=0.7),
-    PREVIOUS.but("seed gate x1.5 + IoU estimate >= 0.6", intensity_tolerance=1.5, min_score=0.6),
-    UNCUT,
-    UNCUT.but("uncut + masks opened", open_masks=True),
-    UNCUT.but("uncut, IoU estimate >= 0.6x the seed's", min_score_of_seed=0.6),
-    UNCUT.but("uncut, IoU estimate >= 0.8x the seed's", min_score_of_seed=0.8),
-    UNCUT.but("uncut, neighbour gate x1.5", intensity="neighbour"),
-    PREVIOUS.but("seed gate, margin 5% (2 px at least)", margin_fraction=0.05, margin_min_pixels=2.0),
-    PREVIOUS.but("seed gate + overlap >= 0.5", min_overlap=0.5),
-    PREVIOUS.but("seed gate, margin 20%", margin_fraction=0.2),
-    PREVIOUS.but("seed gate + centre click", centre_click=True),
-    PREVIOUS.but("seed gate + retry with margin 30%", extra_margins=(0.3,)),
-    PREVIOUS.but("seed gate + zoom", zoom=True),
-    UNCUT.but("uncut, margin 5%", margin_fraction=0.05),
-    UNCUT.but("uncut, margin 15%", margin_fraction=0.15),
-    *(DEFAULT_RULES.but(f"masks cut to {band} seed spreads", grey_band=band) for band in (1.5, 2.0, 2.5)),
-    DEFAULT_RULES,
-    DEFAULT_RULES.but("default, gate on the whole mask", band_share=0.0),
-    DEFAULT_RULES.but("default, gate on the whole mask, no overlap test", band_share=0.0, min_overlap=0.0),
-    DEFAULT_RULES.but("default, overlap >= 0.3", min_overlap=0.3),
-    DEFAULT_RULES.but("default, 50% in the band", band_share=0.5),
-    DEFAULT_RULES.but("default, gate x2.0", intensity_tolerance=2.0),
-    DEFAULT_RULES.but("default, gate x1.25", intensity_tolerance=1.25),
-]
-ORGANS = ("ct-liver", "ct-spleen", "ct-kidney-right", "ct-kidney-left", "mr-spleen", "mr-kidney-right", "mr-kidney-left")
+END_TOLERANCE = 2  # slices
+BOX_TOLERANCE = 0.05  # Dice
 
 
-def load_case(name: str):
-    """(frames, truth stack in display orientation) for a lesion or a whole brain."""
-    if name == "ct-head":
-        path, reference = ct_head()
-        window = "brain"
-    elif name == "mni":
-        path, reference = mni_t1()
-        window = None
-    elif name.startswith(("ct-", "mr-")):
-        modality, organ = name.split("-", 1)
-        (path, reference), window = labelled_structure(modality, organ.replace("-", "_")), None
-    else:
-        (path, reference), window = lesion(name), None
-    frames = slice_frames(read_volume(path, log=lambda _: None), "axial", window)
-    return frames, frames.plane.to_display(reference)
-
-
-def extent(stack: np.ndarray) -> tuple[int, int]:
-    present = np.flatnonzero(stack.any(axis=(1, 2)))
-    return (int(present[0]), int(present[-1])) if len(present) else (-1, -1)
-
-
-def true_box_reference(segmenter: LiteMedSAM, frames, truth: np.ndarray, zoom: bool) -> np.ndarray:
-    result = np.zeros_like(truth)
-    for index in np.flatnonzero(truth.any(axis=(1, 2))):
-        box = Box.around(truth[index], margin=BOX_MARGIN)
-        result[index] = segmenter._predict(frames[index], SlicePrompts(box=box), zoom).mask
+def oracle(segmenter: LiteMedSAM, case: Case) -> np.ndarray:
+    result = np.zeros_like(case.truth)
+    for index in np.flatnonzero(case.truth.any(axis=(1, 2))):
+        result[index] = segmenter.predict_slice(case.frames[index], SlicePrompts(box=Box.around(case.truth[index]))).mask
     return result
 
 
-def propagated(segmenter: LiteMedSAM, frames, truth: np.ndarray, rules: BoxTrackingRules) -> np.ndarray:
-    key = int(np.argmax(truth.sum(axis=(1, 2))))
-    segmenter.rules = rules
-    request = VolumeRequest(key, SlicePrompts(box=Box.around(truth[key], margin=BOX_MARGIN)))
-    return segment_volume(segmenter, frames, request)
+def propagated(segmenter: LiteMedSAM, case: Case, how: str, slice_range=None) -> np.ndarray:
+    key = case.largest_slice
+    request = VolumeRequest(key, SlicePrompts(box=drawn_box(case.truth[key], how)), slice_range=slice_range)
+    return segment_volume(segmenter, case.frames, request)
+
+
+def extent(stack: np.ndarray) -> tuple[int, int] | None:
+    present = np.flatnonzero(stack.any(axis=(1, 2)))
+    return (int(present[0]), int(present[-1])) if len(present) else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", default=[*LESIONS, "ct-head", "mni", *ORGANS])
-    parser.add_argument("--rules", nargs="+", metavar="WORDS", help="only the rule sets whose names contain one of these")
+    parser.add_argument("--set", choices=("benchmark", "check"), default="benchmark")
+    parser.add_argument("--cases", nargs="+", help="these cases only (names as in cases.py)")
+    parser.add_argument("--runtime", default="auto")
+    parser.add_argument("--encodings", type=Path, help="keep the image encodings here between runs")
     args = parser.parse_args()
-    rule_sets = [rules for rules in RULE_SETS if not args.rules or any(words in rules.name for words in args.rules)]
-    segmenter = LiteMedSAM(device="cpu", cache_size=1024)  # every slice encoded once per case
-    print(f"{cpu_name()}; LiteMedSAM on {segmenter.runtime.name} {segmenter.runtime.precision}; default rules: {DEFAULT_RULES.name}")
-    scores: dict[str, list[float]] = {rules.name: [] for rules in rule_sets}
-    references = []
-    for case in args.cases:
-        frames, truth = load_case(case)
-        segmenter._embeddings.clear()
+    names = args.cases or (BENCHMARK if args.set == "benchmark" else CHECK)
+    segmenter = LiteMedSAM(device="cpu", runtime=args.runtime, cache_size=512)
+    if args.encodings:
+        store_encodings(segmenter, args.encodings)
+    print(f"{cpu_name()}; LiteMedSAM on {segmenter.runtime.name} {segmenter.runtime.precision}")
+    columns = (*BOXES, "true range")
+    print(f"{'case':32s} {'label':>7s} {'oracle':>6s} " + " ".join(f"{c:>15s}" for c in columns))
+    results: dict[str, dict[str, float]] = {}
+    ends_missed = dict.fromkeys(BOXES, 0)
+    box_moves = []
+    for name in names:
         started = time.perf_counter()
-        reference = dice(true_box_reference(segmenter, frames, truth, zoom=False), truth)
-        zoomed = dice(true_box_reference(segmenter, frames, truth, zoom=True), truth)
-        references.append(reference)
-        first, last = extent(truth)
-        print(f"\n{case}: label on slices {first}-{last} of {len(frames)}; true box per slice: Dice {reference:.3f} "
-              f"(zoomed {zoomed:.3f})", flush=True)
-        for rules in rule_sets:
-            result = propagated(segmenter, frames, truth, rules)
-            score = dice(result, truth)
-            scores[rules.name].append(score)
-            start, end = extent(result)
-            print(f"  {rules.name:58s} Dice {score:.3f} ({score - reference:+.3f})  slices {start}-{end} "
-                  f"(ends {start - first:+d}/{end - last:+d})", flush=True)
-        print(f"  ({time.perf_counter() - started:.0f} s)")
-    print(f"\nmean over {len(args.cases)} cases; true box per slice {np.mean(references):.3f}")
-    for name, values in scores.items():
-        print(f"  {name:58s} Dice {np.mean(values):.3f}  loss against the reference {np.mean(references) - np.mean(values):.3f}")
+        case = load_case(name)
+        first, last = case.extent
+        row = {"oracle": dice(oracle(segmenter, case), case.truth)}
+        cells = []
+        for how in columns:
+            stack = propagated(segmenter, case, "tight", case.extent) if how == "true range" else propagated(segmenter, case, how)
+            row[how] = dice(stack, case.truth)
+            ends = extent(stack)
+            if ends is None:
+                cells.append(f"{row[how]:.3f}(empty)")
+                ends = (-10**6, -10**6)
+            else:
+                cells.append(f"{row[how]:.3f}({ends[0] - first:+d}/{ends[1] - last:+d})")
+            if how in ends_missed and max(abs(ends[0] - first), abs(ends[1] - last)) > END_TOLERANCE:
+                ends_missed[how] += 1
+        box_moves.append(max(row[how] for how in BOXES) - min(row[how] for how in BOXES))
+        results[name] = row
+        print(f"{name:32s} {first:3d}-{last:<3d} {row['oracle']:6.3f} " + " ".join(f"{c:>15s}" for c in cells)
+              + f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    reference = np.mean([row["oracle"] for row in results.values()])
+    print(f"\nmean over {len(results)} cases: oracle {reference:.3f}")
+    for how in columns:
+        mean = np.mean([row[how] for row in results.values()])
+        missed = f"; ends off by more than {END_TOLERANCE} slices in {ends_missed[how]} cases" if how in ends_missed else ""
+        print(f"  {how:10s} Dice {mean:.3f}, loss against the oracle {reference - mean:.3f}{missed}")
+    print(f"  Dice moves with the box by {np.mean(box_moves):.3f} on average, by more than {BOX_TOLERANCE} in "
+          f"{sum(move > BOX_TOLERANCE for move in box_moves)} of {len(box_moves)} cases (most {max(box_moves):.3f})")
 
 
 if __name__ == "__main__":

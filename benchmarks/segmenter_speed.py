@@ -8,7 +8,9 @@ CPU (always), printed with the processor's name:
   the process baseline, the ratio against torch f32 measured in the same run, and the
   first-run conversion time (load with an empty cache minus load with a warm one);
 - peak memory over N and 2N slices (it must not grow with the number of slices);
-- MedSAM2 with frames prepared lazily (as shipped) against all frames prepared up front.
+- MedSAM2 with frames prepared lazily (as shipped) against all frames prepared up front;
+- LiteMedSAM end to end (`end_to_end`): a box propagated over 13 and 40 slices, torch f32
+  against the default runtime, the whole job timed.
 
 GPU (when CUDA is available): MedSAM2 slices per second in fp32 (baseline) and bf16
 autocast, and the ratio bf16/fp32.
@@ -132,6 +134,25 @@ def cpu_runtimes(name: str, create, volume, frames, key, box, folder: Path) -> N
     print(f"CPU {name:10s} ratio torch f32 / auto: {rows['torch'] / rows['auto']:.2f}x faster", flush=True)
 
 
+def end_to_end(volume, frames, key, box, counts: tuple[int, ...]) -> None:
+    """LiteMedSAM as shipped (evidence and all) from a box to `count` slices around it:
+    seconds for the whole job per runtime, each slice encoded once, and the ratio."""
+    segmenters = {runtime: LiteMedSAM(device="cpu", runtime=runtime) for runtime in ("torch", "auto")}
+    for count in counts:
+        first = max(0, key - count // 2)
+        last = min(len(frames) - 1, first + count - 1)
+        seconds = {}
+        for runtime, segmenter in segmenters.items():
+            segmenter._embeddings.clear()
+            request = VolumeRequest(key, SlicePrompts(box=box), slice_range=(first, last))
+            started = time.perf_counter()
+            segment(volume, segmenter, request, frames)
+            seconds[runtime] = time.perf_counter() - started
+        auto = segmenters["auto"].runtime
+        print(f"CPU litemedsam end to end, {last - first + 1} slices of 512x512 from a box: torch f32 {seconds['torch']:.1f} s, "
+              f"{auto.name} {auto.precision} {seconds['auto']:.1f} s; ratio {seconds['torch'] / seconds['auto']:.2f}x", flush=True)
+
+
 @torch.inference_mode()
 def encoders_interleaved(name: str, encoders: dict, size: int, repeats: int = 5) -> None:
     """The image encoder alone, runtimes called in turn and the best of `repeats` kept: on
@@ -178,6 +199,7 @@ def main() -> None:
         longer_truth = longer_frames.plane.to_display(longer_organs["right kidney"])
         longer_key = int(np.flatnonzero(longer_truth.any(axis=(1, 2))).mean())
         os.environ[CACHE_ENVIRONMENT_VARIABLE] = str(Path(folder) / "litemedsam-auto-cache")
+        end_to_end(longer, longer_frames, longer_key, Box.around(longer_truth[longer_key], 6), (13, 40))
         litemedsam = LiteMedSAM(device="cpu")
         with PeakMemory() as short:
             propagate(litemedsam, volume, frames, key, box)

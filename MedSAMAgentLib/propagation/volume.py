@@ -1,8 +1,9 @@
 """From prompted slices to a 3D mask: the rules shared by every segmenter.
 
 - Each stretch between two seeds is tracked from both ends; each slice takes the mask of
-  the nearer seed's track, or the other's where the nearer one lost the object (both,
-  united, on the slice half-way).
+  the track surer of it (when the segmenter says how sure it is), else the nearer seed's,
+  or the other's where the nearer one lost the object (both, united, on the slice
+  half-way).
 - Beyond the outermost seeds, tracking runs until the object has been absent for
   `ABSENT_SLICES_TO_STOP` consecutive slices, or over the user's range whole.
 - Only the 3D connected components holding a seed's mask are kept (by default); locked
@@ -117,8 +118,9 @@ class _Run:
         return self._seed_masks[seed.slice_index]
 
     def _between(self, stretch: Stretch) -> dict[int, np.ndarray]:
-        """Both ends are seeds: each half from the nearer one, the other filling in where
-        the nearer track lost the object."""
+        """Both ends are seeds. Where both tracks say how sure they are of each mask, each
+        slice takes the surer one's; otherwise each half comes from the nearer seed, the
+        other filling in where the nearer track lost the object."""
         low, high = stretch.low, stretch.high
         up = self._track(stretch.low_seed, high, continues=True, conditioning=(stretch.high_seed,))
         down = self._track(stretch.high_seed, low, continues=True, conditioning=(stretch.low_seed,))
@@ -126,6 +128,11 @@ class _Run:
         upper = range(-(-(low + high) // 2), high)
         up.through(lower[-1])
         down.through(upper[0])
+        if up.confident and down.confident:  # both say how sure they are: each slice from the surer
+            up.through(high - 1)
+            down.through(low + 1)
+            return {index: max((up, down), key=lambda track: (track.confidence[index], -track.distance(index))).masks[index]
+                    for index in stretch.slices}
         if lost := [index for index in lower if not up.masks[index].any()]:
             down.through(min(lost))
         if lost := [index for index in upper if not down.masks[index].any()]:
@@ -182,6 +189,7 @@ class _Track:
         self.run, self.seed = run, seed
         self.step = 1 if stop >= seed.slice_index else -1
         self.masks: dict[int, np.ndarray] = {}
+        self.confidence: dict[int, float | None] = {}
         self.last = seed.slice_index - self.step
         self._slices = run.segmenter.track(
             run.frames, seed, run.job.locked, stop, continues=continues, conditioning=conditioning
@@ -189,10 +197,19 @@ class _Track:
 
     def through(self, slice_index: int) -> None:
         while (slice_index - self.last) * self.step > 0:
-            index, mask = next(self._slices)
+            index, mask, confidence = next(self._slices)
             self.run.tracked(self.seed, index, mask)
             self.masks[index] = self.run.job.locked.get(index, mask)
+            self.confidence[index] = confidence
             self.last = index
+
+    @property
+    def confident(self) -> bool:
+        """Whether the segmenter gave a confidence for every slice beyond the seed so far."""
+        return all(value is not None for index, value in self.confidence.items() if index != self.seed.slice_index)
+
+    def distance(self, slice_index: int) -> int:
+        return abs(slice_index - self.seed.slice_index)
 
     def close(self) -> None:
         self._slices.close()

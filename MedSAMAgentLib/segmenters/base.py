@@ -137,10 +137,11 @@ class Segmenter(ABC):
         stop_index: int,
         continues: bool = False,
         conditioning: Sequence[Seed] = (),
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (slice index, mask) from the seed slice to `stop_index` inclusive, one
-        slice at a time, in the direction of `stop_index`. Locked slices are used as given
-        masks (conditioning frames). `continues`: the object is known to go on to
+    ) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        """Yield (slice index, mask, confidence) from the seed slice to `stop_index`
+        inclusive, one slice at a time, in the direction of `stop_index`; the confidence is
+        the log-odds that the mask is still the seed's object (None where the segmenter
+        does not say). Locked slices are used as given masks (conditioning frames). `continues`: the object is known to go on to
         `stop_index` (the user's range, or another seed there), so no end is to be decided
         before it. `conditioning`: further seeds up to `stop_index`, which a video model
         conditions on. The caller may stop iterating at any slice."""

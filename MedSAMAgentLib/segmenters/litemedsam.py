@@ -12,7 +12,6 @@ mask, grown by a margin.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -22,18 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CheckpointError
-from ..prompts import Box, SlicePrompts
+from ..prompts import SlicePrompts
 from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
-from .box_tracking import DEFAULT_RULES, BoxTracker, BoxTrackingRules, Judgement
+from .box_tracking import DEFAULT_RULES, EndFinder, ObjectFollower, SliceEvidence, TrackingRules
 from .checkpoints import load_weights, sha256
 from .devices import resolve_device
 from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_module, select_runtime
 
 INPUT_SIZE = 256
-ZOOM_CONTEXT = 2.0  # the zoomed region spans this many box sides...
-ZOOM_MIN_SIDE = 64  # ...and at least this many slice pixels
-OUTSIDE_LOGIT = -20.0  # outside a zoomed region: certainly background
-BORDERLINE_MARGIN = 0.05  # of a tracking threshold; 12 of 463 judgements over 13 real cases lie this near in f32
+LOCKED_EVIDENCE = 100.0  # log-odds of a locked slice: outweighs any the model's masks give
 
 
 def bundled_checkpoint() -> Path:
@@ -60,7 +56,7 @@ class LiteMedSAM(Segmenter):
         checkpoint: str | Path | None = None,
         device: str = "auto",
         runtime: str = DEFAULT_RUNTIME,
-        rules: BoxTrackingRules = DEFAULT_RULES,
+        rules: TrackingRules = DEFAULT_RULES,
         cache_size: int = 4,
     ):
         with warnings.catch_warnings():  # its vendored TinyViT imports deprecated timm paths
@@ -83,11 +79,6 @@ class LiteMedSAM(Segmenter):
         example = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
         encoder = compiled_module(self.model.image_encoder, [example], self.name, "image encoder", weights_sha256, self.runtime)
         self._encode = (lambda tensor: encoder(tensor)[0]) if encoder is not None else self.model.image_encoder
-        # A bf16 encoder moved the tracking rules' quantities by up to about 4% of their
-        # thresholds, and some decisions at an object's end lie far closer (MR brain1's
-        # slice after its last: 0.04%), so bf16 could end an object a slice away from f32.
-        # Such judgements are made again on PyTorch f32's encoding, the reference.
-        self._reference_encode = self.model.image_encoder if encoder is not None and self.runtime.bf16 else None
         decoder = _BoxAndPointDecoder(self.model)
         width, size = self.model.prompt_encoder.embed_dim, self.model.prompt_encoder.image_embedding_size
         # A box is two prompt tokens and each click one more: the token count varies.
@@ -100,7 +91,6 @@ class LiteMedSAM(Segmenter):
             self.runtime = TORCH_F32
         self.rules = rules
         self._embeddings = EncodingCache(cache_size)
-        self._reference_embeddings = EncodingCache(2)
 
     # -- 2D ---------------------------------------------------------------------------
     def predict_slice(
@@ -109,14 +99,16 @@ class LiteMedSAM(Segmenter):
         prompts: SlicePrompts,
         previous_logits: torch.Tensor | None = None,
     ) -> Prediction:
-        return self._predict(image, prompts, self.rules.zoom)
+        return self._predict(image, prompts)
 
     @torch.inference_mode()
-    def _predict(self, image: np.ndarray, prompts: SlicePrompts, zoom: bool, reference: bool = False) -> Prediction:
-        """The model's mask for `prompts`; with `reference`, from PyTorch f32's encoding."""
-        region = _zoom_region(prompts.box, *image.shape[:2]) if zoom and prompts.box is not None else None
-        frame = _ModelFrame(*image.shape[:2], region)
-        embedding = self._embed(image, frame, reference)
+    def _predict(self, image: np.ndarray, prompts: SlicePrompts) -> Prediction:
+        frame = _ModelFrame(*image.shape[:2])
+
+        def encode() -> torch.Tensor:
+            return self._encode(frame.to_model(image).to(self.device).contiguous(memory_format=torch.channels_last))
+
+        embedding = self._embeddings.get(image, encode)
         encoder = self.model.prompt_encoder
         points = None
         if prompts.points:
@@ -133,24 +125,14 @@ class LiteMedSAM(Segmenter):
         mask = frame.to_slice(logits) > 0
         return Prediction(mask=mask.cpu().numpy(), logits=logits, score=float(iou[0, 0]))
 
-    def _embed(self, image: np.ndarray, frame: _ModelFrame, reference: bool) -> torch.Tensor:
-        encoder, cache = (self._reference_encode, self._reference_embeddings) if reference else (self._encode, self._embeddings)
-
-        def encode() -> torch.Tensor:
-            return encoder(frame.to_model(image).to(self.device).contiguous(memory_format=torch.channels_last))
-
-        return cache.get(image, encode, *frame.region)
-
-    def _judged(self, tracker: BoxTracker, image: np.ndarray, prompts: SlicePrompts) -> tuple[Prediction, Judgement]:
-        """The prediction for `prompts` and the tracking rules' judgement of it; a judgement
-        within `BORDERLINE_MARGIN` of flipping is made again on the reference encoding when
-        the encoder runs in bf16, so that bf16 ends an object where f32 does."""
-        prediction = self._predict(image, prompts, self.rules.zoom)
-        judgement = tracker.judge(image, prediction.mask, prediction.score)
-        if self._reference_encode is not None and judgement.margin < BORDERLINE_MARGIN:
-            prediction = self._predict(image, prompts, self.rules.zoom, reference=True)
-            judgement = tracker.judge(image, prediction.mask, prediction.score)
-        return prediction, judgement
+    def seed_prediction(self, image: np.ndarray, prompts: SlicePrompts) -> Prediction:
+        """The seed slice's mask: of the masks for the user's box scaled up and down (the
+        clicks kept), the one the model is surest of, so that a tight, a loose or a shifted
+        box give much the same seed (see `TrackingRules.seed_scales`)."""
+        if prompts.box is None:
+            return self._predict(image, prompts)
+        candidates = [self._predict(image, SlicePrompts(box=box, points=prompts.points)) for box in self.rules.seed_boxes(prompts.box, image.shape[:2])]
+        return max(candidates, key=lambda prediction: prediction.score)
 
     # -- 3D ---------------------------------------------------------------------------
     def track(
@@ -161,41 +143,75 @@ class LiteMedSAM(Segmenter):
         stop_index: int,
         continues: bool = False,
         conditioning: Sequence[Seed] = (),
-    ) -> Iterator[tuple[int, np.ndarray]]:
+    ) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        """Follow the object from the seed, every mask kept, each with its evidence's
+        log-odds; without `continues`, decide where it ends over the track (following a few
+        slices past the end to see it) and yield empty masks from there on."""
+        weights = self.rules.evidence
+        ends = EndFinder(self.rules) if not continues else None
+        pending: list[tuple[int, np.ndarray, float]] = []  # followed, not yet known to lie before the end
+        last = seed.slice_index
+        for slice_index, mask, evidence in self.follow(frames, seed, locked, stop_index):
+            last = slice_index
+            if slice_index == seed.slice_index:
+                yield slice_index, mask, None
+                continue
+            log_odds = evidence.log_odds(weights) if evidence is not None else _locked_log_odds(mask)
+            if ends is None:
+                yield slice_index, mask, log_odds
+                continue
+            pending.append((slice_index, mask, log_odds))
+            end = ends.add(log_odds)
+            known = ends.peak_at if end is None else end  # the slices up to the peak so far hold the object
+            while pending and ends.count - len(pending) < known:
+                yield pending.pop(0)
+            if end is not None:
+                break
+        empty = np.zeros(frames.image_shape, bool)
+        for slice_index, _, log_odds in pending:
+            yield slice_index, empty, log_odds
         step = 1 if stop_index >= seed.slice_index else -1
-        tracker: BoxTracker | None = None
-        # Every judgement is measured against the seed's mask, grey level and IoU estimate:
-        # with a bf16 encoder they come from the reference encoding, so that a judgement
-        # made again there is the one f32 makes.
-        anchor_on_reference = self._reference_encode is not None
-        for slice_index in range(seed.slice_index, stop_index + step, step):
-            image = frames[slice_index]
-            score = None
+        for slice_index in range(last + step, stop_index + step, step):
+            yield slice_index, empty, None
+
+    def follow(
+        self,
+        frames: SliceFrames,
+        seed: Seed,
+        locked: Mapping[int, np.ndarray],
+        stop_index: int,
+    ) -> Iterator[tuple[int, np.ndarray, SliceEvidence | None]]:
+        """(slice, kept mask, evidence) from the seed to `stop_index`, every mask kept: the
+        seed slice and locked slices come without evidence. The benchmark fits the
+        evidence weights on what this yields."""
+        step = 1 if stop_index >= seed.slice_index else -1
+        image = frames[seed.slice_index]
+        if seed.mask is not None:  # a drawn mask: the model's estimate for its box stands in
+            seed_mask, score = seed.mask, self._predict(image, SlicePrompts(box=self.rules.box_around(seed.mask))).score
+        else:
+            prediction = self.seed_prediction(image, seed.prompts)
+            seed_mask, score = prediction.mask, prediction.score
+        yield seed.slice_index, seed_mask, None
+        if not seed_mask.any():
+            return
+        follower = ObjectFollower(self.rules, image, seed_mask, score)
+        for slice_index in range(seed.slice_index + step, stop_index + step, step):
             if slice_index in locked:
-                mask = locked[slice_index]
-            elif slice_index == seed.slice_index and seed.mask is not None:
-                mask = seed.mask
-            elif slice_index == seed.slice_index:
-                prediction = self._predict(image, seed.prompts, self.rules.zoom, reference=anchor_on_reference)
-                mask, score = prediction.mask, prediction.score
-            elif tracker is None:
-                mask = np.zeros(frames.image_shape, bool)
-            else:
-                mask = np.zeros(frames.image_shape, bool)
-                for prompts in tracker.next_prompts():  # the first mask that counts as the object
-                    prediction, judgement = self._judged(tracker, image, prompts)
-                    if judgement.accepted:
-                        mask = tracker.tidied(image, prediction.mask)
-                        break
-            if mask.any():
-                if tracker is None:
-                    if score is None:  # a drawn mask: the model's estimate for its box stands in
-                        box = SlicePrompts(box=self.rules.box_around(mask))
-                        score = self._predict(image, box, self.rules.zoom, reference=anchor_on_reference).score
-                    tracker = BoxTracker(self.rules, image, mask, score)
-                else:
-                    tracker.follow(image, mask)
-            yield slice_index, mask
+                follower.follow(locked[slice_index])
+                yield slice_index, locked[slice_index], None
+                continue
+            image = frames[slice_index]
+            prediction = self._predict(image, SlicePrompts(box=follower.next_box()))
+            raw = prediction.mask
+            evidence = follower.measure(image, raw, prediction.score)
+            kept = follower.kept(image, raw)
+            follower.follow(kept)
+            yield slice_index, kept, evidence
+
+
+def _locked_log_odds(mask: np.ndarray) -> float:
+    """The user's own mask on the way: the object where it holds any, beyond doubt."""
+    return LOCKED_EVIDENCE if mask.any() else -LOCKED_EVIDENCE
 
 
 class _BoxAndPointDecoder(torch.nn.Module):
@@ -224,46 +240,21 @@ class _BoxAndPointDecoder(torch.nn.Module):
         )
 
 
-def _zoom_region(box: Box, height: int, width: int) -> tuple[int, int, int, int] | None:
-    """A square around a small box, `ZOOM_CONTEXT` times its longer side (at least
-    `ZOOM_MIN_SIDE`), moved inside the slice; None when that is not smaller than the slice
-    (the object is not small: the whole slice is the model's view)."""
-    side = math.ceil(max(box.x1 - box.x0, box.y1 - box.y0, 1.0) * ZOOM_CONTEXT)
-    side = max(side, ZOOM_MIN_SIDE)
-    if side >= min(height, width):
-        return None
-    x0 = round((box.x0 + box.x1) / 2 - side / 2)
-    y0 = round((box.y0 + box.y1) / 2 - side / 2)
-    x0 = min(max(x0, 0), width - side)
-    y0 = min(max(y0, 0), height - side)
-    return x0, y0, x0 + side, y0 + side
-
-
 class _ModelFrame:
-    """The 256x256 model frame: a region of the slice (x0, y0, x1, y1 exclusive; the whole
-    slice by default) stretched to the square input."""
+    """The 256x256 model frame: the slice stretched to the square input."""
 
-    def __init__(self, height: int, width: int, region: tuple[int, int, int, int] | None = None):
+    def __init__(self, height: int, width: int):
         self.height, self.width = height, width
-        self.region = region or (0, 0, width, height)
-        x0, y0, x1, y1 = self.region
-        self.scale_x = INPUT_SIZE / (x1 - x0)
-        self.scale_y = INPUT_SIZE / (y1 - y0)
+        self.scale_x = INPUT_SIZE / width
+        self.scale_y = INPUT_SIZE / height
 
     def to_model_xy(self, x: float, y: float) -> list[float]:
-        return [(x - self.region[0]) * self.scale_x, (y - self.region[1]) * self.scale_y]
+        return [x * self.scale_x, y * self.scale_y]
 
     def to_model(self, image: np.ndarray) -> torch.Tensor:
-        x0, y0, x1, y1 = self.region
-        tensor = torch.tensor(image[y0:y1, x0:x1]).permute(2, 0, 1)[None].float() / 255.0
+        tensor = torch.tensor(image).permute(2, 0, 1)[None].float() / 255.0
         return F.interpolate(tensor, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=True)
 
     def to_slice(self, logits: torch.Tensor) -> torch.Tensor:
         """(1, 1, h, w) logits in the model frame -> (H, W) logits on the slice."""
-        x0, y0, x1, y1 = self.region
-        inside = F.interpolate(logits.float(), size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)[0, 0]
-        if (x1 - x0, y1 - y0) == (self.width, self.height):
-            return inside
-        full = torch.full((self.height, self.width), OUTSIDE_LOGIT, dtype=inside.dtype, device=inside.device)
-        full[y0:y1, x0:x1] = inside
-        return full
+        return F.interpolate(logits.float(), size=(self.height, self.width), mode="bilinear", align_corners=False)[0, 0]

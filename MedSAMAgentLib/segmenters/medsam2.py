@@ -175,7 +175,7 @@ class MedSAM2(Segmenter):
         stop_index: int,
         continues: bool = False,
         conditioning: Sequence[Seed] = (),
-    ) -> Iterator[tuple[int, np.ndarray]]:
+    ) -> Iterator[tuple[int, np.ndarray, float | None]]:
         key = seed.slice_index
         first, last = min(key, stop_index), max(key, stop_index)
         video = _VideoFrames(frames, first, last, self.image_size, self.device)
@@ -197,7 +197,7 @@ class MedSAM2(Segmenter):
             for frame_index, _, logits in predictor.propagate_in_video(
                 state, start_frame_idx=key - first, reverse=stop_index < key
             ):
-                yield frame_index + first, (logits[0, 0] > 0).cpu().numpy()
+                yield frame_index + first, (logits[0, 0] > 0).cpu().numpy(), None
 
     def _add_prompts(self, state: dict, frame_index: int, prompts: SlicePrompts) -> None:
         points = [[p.x, p.y] for p in prompts.points] or None

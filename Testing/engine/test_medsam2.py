@@ -11,9 +11,9 @@ import torch
 
 from MedSAMAgentLib import cli
 from MedSAMAgentLib.errors import CheckpointError
+from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest, segment
-from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.segmenters.base import Seed, slice_frames
 from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, resolve_checkpoint
 
@@ -98,6 +98,10 @@ def test_propagates_both_ways_and_keeps_locked_slices(medsam2, phantom):
     assert not result.stack[:17].any() and not result.stack[25:].any()
 
 
+def masks_by_slice(track) -> dict:
+    return {index: mask for index, mask, _ in track}
+
+
 def test_every_seed_on_the_way_is_a_conditioning_frame(medsam2, phantom):
     """Tracking from one seed towards another: sam2 takes the other seed's mask as a
     conditioning frame and returns it there (through its own resampling); without it, it
@@ -108,9 +112,9 @@ def test_every_seed_on_the_way_is_a_conditioning_frame(medsam2, phantom):
     seed[60:110, 30:80] = True
     other = np.zeros(frames.image_shape, bool)
     other[20:40, 100:150] = True
-    conditioned = dict(medsam2.track(frames, Seed(20, mask=seed), {}, 23, continues=True, conditioning=(Seed(23, mask=other),)))
+    conditioned = masks_by_slice(medsam2.track(frames, Seed(20, mask=seed), {}, 23, continues=True, conditioning=(Seed(23, mask=other),)))
     assert dice(conditioned[23], other) > 0.95, dice(conditioned[23], other)
-    alone = dict(medsam2.track(frames, Seed(20, mask=seed), {}, 23, continues=True))
+    alone = masks_by_slice(medsam2.track(frames, Seed(20, mask=seed), {}, 23, continues=True))
     assert dice(alone[23], other) < 0.5, dice(alone[23], other)
 
 

@@ -50,6 +50,16 @@ def test_where_the_nearer_seed_lost_the_object_the_other_fills_in(frames):
     assert min(index for seed, index in segmenter.tracked_from if seed == 30) == 22  # past half-way only as far as needed
 
 
+def test_where_the_tracks_say_how_sure_they_are_each_slice_takes_the_surer(frames):
+    sure_low = {(20, index): 2.0 for index in range(21, 30)}
+    sure_high = {(30, index): 1.0 for index in range(21, 30)}
+    sure_high[(30, 22)] = 3.0  # the high seed's track is surer of slice 22, near the low seed
+    segmenter = BoxFillSegmenter(reach=20, confidence={**sure_low, **sure_high})
+    stack = segment_volume(segmenter, frames, two_seeds(seeded_components_only=False))
+    assert filled_from(stack, frames, HIGH_BOX)[:2] == [22, 30]
+    assert [index for index in filled_from(stack, frames, LOW_BOX) if 20 < index < 30] == [21, *range(23, 30)]
+
+
 def test_a_later_prompt_wins_on_its_own_slice(frames):
     request = two_seeds(prompts_at={20: SlicePrompts(box=HIGH_BOX)})
     stack = segment_volume(BoxFillSegmenter(reach=1), frames, request)
