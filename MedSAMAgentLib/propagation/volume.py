@@ -71,11 +71,11 @@ def segment_volume(
                 result[slice_index] = mask
         for slice_index in sorted(job.new):
             result[slice_index] = run.seed_mask(job.seeds[slice_index])
-    if job.previous is not None:
+    if job.previous is not None:  # the earlier result joins the new slices to its seeds...
         result[~region] = job.previous[~region]
     if request.seeded_components_only:
-        result = seeded_components(result, [index for index in job.seeds])
-    if job.previous is not None:
+        result = seeded_components(result, list(job.seeds))
+    if job.previous is not None:  # ...and stays as it was, whatever the component selection
         result[~region] = job.previous[~region]
     for slice_index, mask in job.locked.items():
         result[slice_index] = mask

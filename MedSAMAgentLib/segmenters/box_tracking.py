@@ -102,7 +102,7 @@ class SliceEvidence:
     grey_distance: float
     """|mean grey - seed mean| in seed spreads."""
     band_share: float
-    """Share of the mask's pixels in the seed's grey band."""
+    """Share of the mask's pixels in the seed's grey band (`TrackingRules.grey_band`)."""
     overlap: float
     """Share of the mask inside the neighbour's kept mask."""
     found: bool = True
@@ -159,7 +159,7 @@ class ObjectFollower:
         return SliceEvidence(
             score_ratio=math.log(max(score, 1e-3) / self.seed_score),
             grey_distance=self.seed_grey.distance(float(grey.mean())),
-            band_share=float(self.seed_grey.near(grey, self.rules.grey_band or 2.25).mean()),
+            band_share=float(self.seed_grey.near(grey, self.rules.grey_band).mean()),
             overlap=float((mask & self.guide).sum() / mask.sum()),
         )
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from MedSAMAgentLib import cli
 from MedSAMAgentLib.engine.interface import SegmentationRequest
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.prompts import Box, SlicePrompts
 from MedSAMAgentLib.remote import RemoteEngine
-from Testing.fixtures.server import kidney_request, run_thin_client
+from Testing.fixtures.server import kidney_request, written_remotely_and_locally
 
 FURTHER = 4  # slices from the kidney's largest slice to the second seed
 
@@ -23,8 +22,6 @@ def box_indices(kidney: np.ndarray, k: int) -> list[str]:
 
 
 def test_two_seeds_on_a_server_write_what_a_local_run_writes(tmp_path, server, keys, phantom, litemedsam, monkeypatch):
-    from MedSAMAgentLib import segmenters
-
     volume, organs = phantom
     kidney = organs["right kidney"]
     source = tmp_path / "ct.nrrd"
@@ -33,12 +30,8 @@ def test_two_seeds_on_a_server_write_what_a_local_run_writes(tmp_path, server, k
     arguments = [str(source), "--slice", str(key), "--box", *box_indices(kidney, key),
                  "--box-at", str(key + FURTHER), *box_indices(kidney, key + FURTHER), "--range", str(key - 2), str(key + FURTHER + 2)]
 
-    remote = run_thin_client("segment", *arguments, "-o", str(tmp_path / "remote.seg.nrrd"), "--server", server.url, key=keys[1]["alice"])
-    assert remote.returncode == 0, remote.stderr
+    remote, written = written_remotely_and_locally(tmp_path, arguments, server.url, keys[1]["alice"], litemedsam, monkeypatch)
     assert f"prompts on axial slices {key + FURTHER} too" in remote.stderr
-    monkeypatch.setattr(segmenters, "create_segmenter", lambda *args, **kwargs: litemedsam)
-    assert cli.main(["segment", *arguments, "-o", str(tmp_path / "local.seg.nrrd")]) == 0
-    written = {name: sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{name}.seg.nrrd"))) for name in ("remote", "local")}
     assert written["remote"].any() and np.array_equal(written["remote"], written["local"])
     assert all(written["remote"][k].any() for k in range(key - 2, key + FURTHER + 3))
 

@@ -10,8 +10,7 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
-from MedSAMAgentLib import cli
-from Testing.fixtures.server import CLIENT_PYTHON, REPOSITORY, environment
+from Testing.fixtures.server import CLIENT_PYTHON, REPOSITORY, environment, written_remotely_and_locally
 from Testing.fixtures.server import run_thin_client as client
 
 MODEL_PACKAGES = ("torch", "transformers", "sam2", "monai", "scipy")
@@ -33,8 +32,6 @@ def test_importing_the_client_and_the_module_logic_loads_no_model_code():
 
 
 def test_segment_on_a_server_writes_what_a_local_run_writes(tmp_path, server, keys, phantom, litemedsam, monkeypatch):
-    from MedSAMAgentLib import segmenters
-
     volume, organs = phantom
     source = tmp_path / "ct.nrrd"
     sitk.WriteImage(volume.geometry.apply_to(sitk.GetImageFromArray(volume.array)), str(source))
@@ -43,12 +40,8 @@ def test_segment_on_a_server_writes_what_a_local_run_writes(tmp_path, server, ke
     low, high = kidney[:, 2:0:-1].min(axis=0) - 3, kidney[:, 2:0:-1].max(axis=0) + 3  # (i, j)
     arguments = [str(source), "--slice", str(key), "--box", *map(str, (*low, *high)), "--range", str(key - 2), str(key + 2)]
 
-    remote = client("segment", *arguments, "-o", str(tmp_path / "remote.seg.nrrd"), "--server", server.url, key=keys[1]["bob"])
-    assert remote.returncode == 0, remote.stderr
+    remote, written = written_remotely_and_locally(tmp_path, arguments, server.url, keys[1]["bob"], litemedsam, monkeypatch)
     assert f"running on the server at {server.url}" in remote.stderr
-    monkeypatch.setattr(segmenters, "create_segmenter", lambda *args, **kwargs: litemedsam)
-    assert cli.main(["segment", *arguments, "-o", str(tmp_path / "local.seg.nrrd")]) == 0
-    written = {name: sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{name}.seg.nrrd"))) for name in ("remote", "local")}
     assert written["remote"].any() and np.array_equal(written["remote"], written["local"])
 
     refused = client("segment", *arguments, "-o", str(tmp_path / "refused.nrrd"), "--server", server.url, key="wrong")
