@@ -97,6 +97,7 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.apiKeyLineEdit.editingFinished.connect(self.onApiKeyChanged)
         self.ui.serverKeyLineEdit.text = qt.QSettings().value(SERVER_KEY_SETTING, "")
         self.ui.serverKeyLineEdit.editingFinished.connect(self.onServerKeyChanged)
+        self.ui.checkMachineButton.clicked.connect(self.onCheckMachine)
         self.ui.runOnComboBox.currentTextChanged.connect(self.updateWhereToRun)
         self.ui.segmentButton.clicked.connect(lambda: self.onRun("segment"))
         self.ui.propagateButton.clicked.connect(lambda: self.onRun("propagate"))
@@ -159,6 +160,14 @@ class MedSAMAgentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onServerKeyChanged(self):
         qt.QSettings().setValue(SERVER_KEY_SETTING, self.ui.serverKeyLineEdit.text)
+
+    def onCheckMachine(self):
+        onServer = self.ui.runOnComboBox.currentText == A_SERVER
+        with slicer.util.tryWithErrorDisplay(_("Could not check this machine."), waitCursor=True):
+            report = self.logic.engine.machine_report(
+                self.ui.serverUrlLineEdit.text if onServer else "", self.ui.serverKeyLineEdit.text if onServer else "")
+            self.ui.machineReportTextEdit.setPlainText(report)
+            self.ui.machineReportTextEdit.visible = True
 
     def updateWhereToRun(self, *args):
         from MedSAMAgentLogic.dependencies import cuda_available

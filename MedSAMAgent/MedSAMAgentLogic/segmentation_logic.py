@@ -198,6 +198,7 @@ class SegmentationLogic:
                     f"the segment is empty on {view} slice {request.key_slice}: draw there first, or go to a drawn slice"
                 )
         request.check()
+        self.engine_for(job).preflight(request.segmenter, request.uses_agent)
         requests = [request] + [dataclasses.replace(request, target=name) for name in names[1:]]
         return PreparedRun(mode, job, requests, names, volume_node, segmentation_node, segment_id)
 
@@ -258,6 +259,14 @@ class SegmentationLogic:
             raise MedSAMAgentError(f"every target failed; nothing was changed ({reasons})")
         return results
 
+    @staticmethod
+    def machine_report(server_url: str = "", server_key: str = "") -> str:
+        """What `medsam-agent doctor` prints, for the "Where to run" section: this machine
+        and, given a server, whether it answers, speaks this API and accepts the key."""
+        from MedSAMAgentLib.doctor import diagnose, render
+
+        return render(diagnose(server_url or None, server_key or None, "the module's server key"))
+
     def save_last_run(self, parent_folder) -> str:
         """Write the last run's agent record into a new folder in `parent_folder`."""
         if self.last_run is None:
@@ -287,7 +296,10 @@ class SegmentationLogic:
         from MedSAMAgentLib.engine.local import LocalEngine, PolicySpec
 
         policy = PolicySpec(name=job.policy, model=job.agent_model, endpoint=job.endpoint_url, api_key=job.api_key)
-        return LocalEngine(job.segmenter, {job.segmenter: job.checkpoint} if job.checkpoint else {}, job.device, policy, job.runtime)
+        # Weights come from this machine's folders only (`medsam-agent models fetch`): a
+        # download of gigabytes must not start behind a click.
+        return LocalEngine(job.segmenter, {job.segmenter: job.checkpoint} if job.checkpoint else {}, job.device, policy, job.runtime,
+                           downloads=False)
 
     # -- phase 3: write (main thread) ---------------------------------------------------
     def apply(self, prepared: PreparedRun, outcomes: list[SegmentationOutcome | MedSAMAgentError]) -> RunReport:

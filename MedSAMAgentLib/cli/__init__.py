@@ -1,6 +1,6 @@
 """The `medsam-agent` command: segment a volume (here or on a server), evaluate, report
-what the agent did, run the demo, serve the models to a department, and manage the
-server's keys and store.
+what the agent did, run the demo, serve the models to a department, manage the server's
+keys and store, list and fetch the weights (`models`), and diagnose the machine (`doctor`).
 
 Every user error ends with one line on stderr starting with 'error:' and exit status 2;
 nothing is written unless the whole run succeeds. With several targets, a target that
@@ -16,7 +16,8 @@ import sys
 import warnings
 
 from ..errors import MedSAMAgentError
-from . import demo, evaluate, report, segment, serving
+from . import demo, evaluate, models, report, segment, serving
+from .options import use_models_folders
 from .targets import EXIT_SOME_TARGETS_FAILED
 
 EXIT_USER_ERROR = 2
@@ -27,6 +28,7 @@ RUNNERS = {
     "report": report.run,
     "demo": demo.run,
     **serving.RUNNERS,
+    **models.RUNNERS,
 }
 
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_parser(commands)
     demo.add_parser(commands)
     serving.add_parsers(commands)
+    models.add_parsers(commands)
     return parser
 
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda message, category, *rest: f"warning: {message}\n"
     try:
+        use_models_folders(args)
         return RUNNERS[args.command](args)
     except MedSAMAgentError as error:
         if args.debug:

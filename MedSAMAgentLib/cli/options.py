@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from ..agent.policies import POLICIES
 from ..engine.interface import Engine
@@ -34,10 +35,31 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                              "bf16 natively, else f32; torch = plain PyTorch f32, the reference")
 
 
+def add_models_folder_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="models_from", type=Path, metavar="DIR", action="append",
+                        help="a folder of weights copied from another machine (as `models fetch --to DIR` wrote it); "
+                             "looked in before the hub cache (also: $MEDSAM_AGENT_MODELS)")
+
+
+def use_models_folders(args: argparse.Namespace) -> None:
+    """Put the `--from` folders first in the weights' search path, for this process."""
+    from ..errors import CheckpointError
+    from ..weights import MODELS_FOLDER_ENV
+
+    folders = [Path(folder).expanduser() for folder in getattr(args, "models_from", None) or []]
+    for folder in folders:
+        if not folder.is_dir():
+            raise CheckpointError(f"--from {folder}: no such folder")
+    if folders:
+        earlier = [part for part in os.environ.get(MODELS_FOLDER_ENV, "").split(os.pathsep) if part]
+        os.environ[MODELS_FOLDER_ENV] = os.pathsep.join([*map(str, folders), *earlier])
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segmenter", choices=SEGMENTERS, help=f"default: {DEFAULT_SEGMENTER} (with --server: the server's)")
     parser.add_argument("--checkpoint", help="segmenter weights: a local file, or for medsam2 a Hugging Face reference "
                                              "such as wanglab/MedSAM2 or wanglab/MedSAM2/MedSAM2_CTLesion.pt")
+    add_models_folder_option(parser)
     add_device_option(parser)
 
 
@@ -78,11 +100,13 @@ def engine_from_args(args, with_agent: bool) -> Engine:
     """The server's engine with `--server URL`, else this computer's."""
     if not getattr(args, "server", None):
         return local_engine(args, with_agent)
-    set_here = [option for option, value in (("--checkpoint", args.checkpoint), ("--policy", args.policy),
-                                             ("--agent-model", args.agent_model), ("--endpoint", args.endpoint)) if value]
-    set_here += [option for option, value in (("--device", args.device), ("--runtime", args.runtime)) if value != "auto"]
-    if set_here:
-        raise PromptError(f"{', '.join(set_here)} choose models on this computer; with --server the server's models are used")
+    refused = [option for option, value in (("--checkpoint", args.checkpoint), ("--policy", args.policy),
+                                            ("--agent-model", args.agent_model), ("--endpoint", args.endpoint)) if value]
+    if refused:
+        raise PromptError(f"{', '.join(refused)} choose models on this computer; with --server the server's models are used")
+    hardware = [option for option, value in (("--device", args.device), ("--runtime", args.runtime)) if value != "auto"]
+    if hardware:
+        info(f"note: {' and '.join(hardware)} choose this computer's hardware; with --server they are ignored (the server chose its own)")
     from ..remote import RemoteEngine
 
     return RemoteEngine(args.server, api_key=os.environ.get(SERVER_KEY_ENV), key_source=f"${SERVER_KEY_ENV}")

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..anatomy import segment_style
     from ..io.dicom_seg import check_dicom_output
     from ..io.volumes import read_volume
-    from ..io.writers import check_output_path, output_paths, output_suffix, write_segments
+    from ..io.writers import check_free_space, check_output_path, output_paths, output_suffix, write_segments
     from ..orientation import SlicePlane
 
     started = time.perf_counter()
@@ -76,12 +76,17 @@ def run(args: argparse.Namespace) -> int:
     volume = read_volume(args.input, series_uid=args.series_uid, log=info)
     if output_suffix(output) == ".dcm":
         check_dicom_output(volume, output)
+    check_free_space(output, volume.geometry, max(len(targets), 1))
     plane = SlicePlane.for_view(volume.geometry, args.axis)
     if targets:
         truths = read_ground_truths(args.gt, targets, volume, plane) if args.gt else [None] * len(targets)
         requests = [(target, _agent_request(args, volume, plane, target, truth)) for target, truth in zip(targets, truths)]
     else:
         requests = [(args.name or "Segment", _prompt_request(args, volume, plane))]
+    # Everything this computer can check first, then the weights or the server (and its key).
+    for _, request in requests:
+        request.check()
+    engine.preflight(args.segmenter, uses_agent=bool(targets))
     info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}; running on {engine.describe()}")
     with ProgressBar() as bar, cancel_on_interrupt() as cancel:
         results = run_targets(engine, requests, bar.update, cancel, info, folders)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_agent_options, add_device_option, info, policy_spec
+from .options import add_agent_options, add_device_option, add_models_folder_option, info, policy_spec
 
 DEFAULT_PORT = 8765
 DEFAULT_STORE = Path("~/.cache/medsam-agent/store")
@@ -28,6 +28,7 @@ def add_parsers(commands) -> None:
     serve.add_argument("--queue-size", type=int, default=16, help="jobs that may wait; beyond it clients are told to retry")
     serve.add_argument("--segmenter", choices=SEGMENTERS, default=DEFAULT_SEGMENTER, help="the segmenter for requests that name none")
     serve.add_argument("--checkpoint", help="weights for --segmenter (the other segmenter uses its default weights)")
+    add_models_folder_option(serve)
     add_device_option(serve)
     agent = serve.add_argument_group("agent", "who places prompts for a target (default: the qwen policy in this process)")
     add_agent_options(agent)

@@ -127,6 +127,12 @@ class Engine(ABC):
         `Cancelled` on cancel; either carries the agent's record so far in `records`."""
 
     @abstractmethod
+    def preflight(self, segmenter: str | None = None, uses_agent: bool = False) -> None:
+        """Refuse at once, before any volume is read or sent, what this engine cannot run:
+        weights that are not here, an agent it lacks, a server that refuses the key or
+        speaks another API version."""
+
+    @abstractmethod
     def describe(self) -> str:
         """Where and with what the models run, for the user (no secrets)."""
 

@@ -38,23 +38,65 @@ class LocalEngine(Engine):
         device: str = "auto",
         policy: PolicySpec | None = None,
         runtime: str = DEFAULT_RUNTIME,
+        downloads: bool = True,
     ):
         """`checkpoints`: weights per segmenter name (others use their default weights);
         `policy`: None for an engine that runs no agent; `runtime`: what runs the image
-        encoders on the CPU (see `segmenters.runtimes`)."""
+        encoders on the CPU (see `segmenters.runtimes`); `downloads`: whether weights missing
+        here are fetched from the hub when it answers (a server uses only what is here)."""
         if default_segmenter not in SEGMENTERS:
             raise MedSAMAgentError(f"unknown segmenter {default_segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.default_segmenter = default_segmenter
         self.checkpoints = dict(checkpoints or {})
         self.device = device
         self.runtime = runtime
+        self.downloads = downloads
         self.policy_spec = policy
+        self.agent_unavailable: str | None = None  # why a configured agent cannot run here (see `without_agent`)
         self._segmenters: dict[str, object] = {}
         self._policy = None
 
     def describe(self) -> str:
         agent = f"; agent: {self.policy().describe()}" if self._policy is not None else ""
         return f"this computer ({self.device}), segmenter {self.default_segmenter}{agent}"
+
+    def preflight(self, segmenter: str | None = None, uses_agent: bool = False) -> None:
+        """Refuse at once a job whose weights are not on this machine (nor obtainable from the
+        hub now), or that needs an agent this engine has not: no model is loaded."""
+        from ..segmenters import segmenter_weights
+
+        name = segmenter or self.default_segmenter
+        if name not in SEGMENTERS:
+            raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
+        if name not in self._segmenters:
+            segmenter_weights(name, self.checkpoints.get(name), self.downloads)
+        if uses_agent and self._policy is None:
+            if self.agent_unavailable:
+                raise AgentError(self.agent_unavailable)
+            if self.policy_spec is None:
+                raise AgentError("no agent is configured here: give prompts instead of a target")
+            from ..agent.policies import check_policy_model
+
+            check_policy_model(self.policy_spec.name, self.policy_spec.model, self.downloads)
+
+    def segmenters_unavailable(self) -> dict[str, str]:
+        """Each segmenter that cannot run here, with why (its weights are missing)."""
+        unavailable = {}
+        for name in SEGMENTERS:
+            try:
+                self.preflight(name)
+            except MedSAMAgentError as error:
+                unavailable[name] = str(error)
+        return unavailable
+
+    @property
+    def agent_ready(self) -> bool:
+        return self.policy_spec is not None and not self.agent_unavailable
+
+    def without_agent(self, reason: str) -> None:
+        """Run prompts only from now on; a target is refused with `reason`."""
+        self.agent_unavailable = reason
+        self._policy = None
 
     def segmenter(self, name: str | None = None):
         """The named segmenter, loaded once; at most `MAX_LOADED_SEGMENTERS` stay in memory."""
@@ -71,6 +113,8 @@ class LocalEngine(Engine):
 
     def policy(self):
         if self._policy is None:
+            if self.agent_unavailable:
+                raise AgentError(self.agent_unavailable)
             if self.policy_spec is None:
                 raise AgentError("no agent is configured here: give prompts instead of a target")
             from ..agent.policies import create_policy
@@ -91,6 +135,7 @@ class LocalEngine(Engine):
         from ..segmenters.base import slice_frames
 
         request.check()
+        self.preflight(request.segmenter, request.uses_agent)
         started = time.perf_counter()
         frames = slice_frames(request.volume, request.view, request.window, target=request.target or None)
         policy = self.policy() if request.uses_agent else None

@@ -40,11 +40,19 @@ class Provenance:
 
 
 def check_dicom_output(volume: Volume, path: Path) -> None:
-    """A SEG references the DICOM series it segments: refuse one for any other input."""
+    """A SEG references the DICOM series it segments and shares its frame of reference:
+    refuse one for any other input, or for a series that lacks the UIDs it must share."""
     if volume.dicom is None:
         raise OutputError(
             f"{Path(path).name}: a DICOM SEG (.dcm) references the DICOM series it segments, and the input "
             f"{volume.description} is not DICOM; write .seg.nrrd, .nii.gz, .nrrd or .mha instead"
+        )
+    missing = [name for name, uid in (("Frame of Reference UID", volume.dicom.frame_of_reference_uid),
+                                      ("Study Instance UID", volume.dicom.study_uid)) if not uid]
+    if missing:
+        raise OutputError(
+            f"{Path(path).name}: the source series has no {' and no '.join(missing)}, which a DICOM SEG must share with it; "
+            "write the same result as .seg.nrrd or .nii.gz instead (it lies on the same voxel grid)"
         )
 
 

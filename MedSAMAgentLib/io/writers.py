@@ -15,6 +15,7 @@ existing output is replaced only when asked.
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -70,6 +71,22 @@ def check_output_path(path: Path, overwrite: bool, protected: list[Path]) -> Pat
     if not os.access(path.parent, os.W_OK):
         raise OutputError(f"output folder {path.parent} is not writable")
     return path
+
+
+def check_free_space(path: Path, geometry: Geometry, segments: int = 1) -> None:
+    """Refuse before any work an output whose folder cannot hold it. What it needs: a byte a
+    voxel for the uncompressed `.nii` label map, else a bit a voxel per segment (a DICOM
+    SEG's packed frames; the compressed formats hold masks in less)."""
+    voxels = int(np.prod(geometry.array_shape))
+    needed = voxels if output_suffix(path) == ".nii" else segments * voxels // 8
+    free = shutil.disk_usage(Path(path).parent).free
+    if free < needed:
+        raise OutputError(f"cannot write {path}: its folder has {_megabytes(free)} free and the result needs about "
+                          f"{_megabytes(needed)}; free some space or write elsewhere")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MB"
 
 
 def write_segmentation(mask: np.ndarray, volume: Volume, path: Path, style: SegmentStyle, provenance: Provenance | None = None) -> Path:

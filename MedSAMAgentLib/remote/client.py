@@ -1,9 +1,10 @@
 """The engine on a MedSAM-Agent server: the same requests and results as `LocalEngine`,
 sent over HTTP (API version 2).
 
-A run: check the server's API version (once), name the volume by its SHA-256, submit the
-job under a random id, upload the volume only when the server says it lacks it, follow the
-job's progress, fetch the result. The client recovers on its own from what a department
+A run: check the server's API version (once), the key, and that the server has the job's
+segmenter weights and agent (refused before any voxel is sent); name the volume by its
+SHA-256, submit the job under a random id, upload the volume only when the server says it
+lacks it, follow the job's progress, fetch the result. The client recovers on its own from what a department
 server does in normal life: a restart (the job is submitted again, the volume uploaded
 again if the store went with it), an eviction (uploaded again), a full queue (waits the
 time the server asks). Everything else becomes one clear error line.
@@ -20,7 +21,7 @@ import requests
 
 from .. import __version__
 from ..engine.interface import Engine, SegmentationOutcome, SegmentationRequest
-from ..errors import Cancelled, MedSAMAgentError, PromptError, ServerError
+from ..errors import AgentError, Cancelled, CheckpointError, MedSAMAgentError, PromptError, ServerError
 from ..progress import CancelCheck, ProgressCallback, check_cancel, report
 from . import errors as wire_errors
 from .wire import API_VERSION, API_VERSION_HEADER, VOLUME_HEADER, decode_outcome, encode_volume, request_to_json, volume_digest
@@ -67,7 +68,7 @@ class RemoteEngine(Engine):
         request.check()
         if request.truth is not None:
             raise PromptError("the simulated clinician needs the ground truth, which never leaves this computer: run it locally")
-        self.check_server(cancel)
+        self.preflight(request.segmenter, request.uses_agent, cancel)
         digest = volume_digest(request.volume)
         body = request_to_json(request, digest)
         self._session.headers[VOLUME_HEADER] = digest
@@ -84,10 +85,31 @@ class RemoteEngine(Engine):
             return decode_outcome(self._call("GET", f"/v1/jobs/{job_id}/result", cancel).content)
         raise wire_errors.from_status(status)
 
+    def preflight(self, segmenter: str | None = None, uses_agent: bool = False, cancel: CancelCheck | None = None) -> None:
+        """Before any volume is read or sent: the server answers, speaks this API version,
+        accepts the key, has the segmenter, and runs its agent when the job needs one."""
+        self.check_server(cancel)
+        info = self.server_info(cancel)
+        if segmenter and segmenter not in info.get("segmenters", []):
+            raise ServerError(f"the server at {self.url} has no segmenter {segmenter!r}; it has {', '.join(info.get('segmenters', []))}")
+        missing_weights = info.get("segmenters_unavailable", {}).get(segmenter or info.get("default_segmenter"))
+        if missing_weights:
+            raise CheckpointError(f"on the server at {self.url}: {missing_weights}")
+        if uses_agent and not info.get("agent"):
+            raise AgentError(info.get("agent_unavailable") or f"the server at {self.url} runs no agent: give prompts instead of a target")
+
+    def server_info(self, cancel: CancelCheck | None = None) -> dict:
+        """The server's /v1/info: its models, device, agent and limits (needs the key)."""
+        return self._call("GET", "/v1/info", cancel).json()
+
+    def health(self, cancel: CancelCheck | None = None) -> dict:
+        """The server's open /health answer: its API version and its own version."""
+        return self._call("GET", "/health", cancel).json()
+
     def check_server(self, cancel: CancelCheck | None = None) -> dict:
         """The server's health; refuses a server of another API version, naming which side
         to upgrade."""
-        health = self._call("GET", "/health", cancel).json()
+        health = self.health(cancel)
         if not self._server_checked:
             theirs = health.get("api_version")
             if theirs != API_VERSION:

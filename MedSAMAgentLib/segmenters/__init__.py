@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from ..errors import MedSAMAgentError
 from .base import Prediction, Seed, Segmenter, SliceFrames
 from .runtimes import DEFAULT_RUNTIME, RUNTIME_CHOICES
+from .weight_files import segmenter_weights
 
 SEGMENTERS = ("litemedsam", "medsam2")
 DEFAULT_SEGMENTER = "litemedsam"
@@ -58,5 +59,5 @@ def models_installed(what: str):
 
 __all__ = [
     "Prediction", "Seed", "Segmenter", "SliceFrames", "SEGMENTERS", "DEFAULT_SEGMENTER", "DEVICE_CHOICES",
-    "RUNTIME_CHOICES", "DEFAULT_RUNTIME", "check_device_name", "create_segmenter", "models_installed",
+    "RUNTIME_CHOICES", "DEFAULT_RUNTIME", "check_device_name", "create_segmenter", "models_installed", "segmenter_weights",
 ]

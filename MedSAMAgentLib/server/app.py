@@ -89,7 +89,9 @@ def create_app(engine: LocalEngine, store: VolumeStore, jobs: JobQueue, settings
     def info(user: str = Depends(caller)) -> schemas.ServerInfo:
         return schemas.ServerInfo(
             api_version=API_VERSION, server_version=__version__, device=engine.device, segmenters=list(SEGMENTERS),
-            default_segmenter=engine.default_segmenter, agent=engine.policy().describe() if engine.policy_spec else None,
+            default_segmenter=engine.default_segmenter,
+            agent=engine.policy().describe() if engine.policy_spec and not engine.agent_unavailable else None,
+            agent_unavailable=engine.agent_unavailable, segmenters_unavailable=engine.segmenters_unavailable(),
             part_bytes=settings.part_bytes, max_volume_bytes=settings.max_volume_bytes, queue_limit=jobs.limit,
             queue_waiting=jobs.waiting(), store_bytes=store.usage(), store_max_bytes=store.max_bytes,
         )
@@ -137,6 +139,7 @@ def create_app(engine: LocalEngine, store: VolumeStore, jobs: JobQueue, settings
         if request.target and engine.policy_spec is None:
             raise ApiError(422, "this server runs no agent: give prompts instead of a target", "AgentError")
         request.check()
+        engine.preflight(request.segmenter, request.uses_agent)
         job, created = jobs.submit(job_id, user, request)
         if not created:
             response.status_code = 200
@@ -190,6 +193,12 @@ def _status(job: Job, jobs: JobQueue) -> schemas.JobStatus:
     )
 
 
+def _public_kind(error: MedSAMAgentError) -> str:
+    """The error's kind as clients know it: the nearest class of `errors` (a finer class of
+    an inner layer, such as a missing weights file, is sent as its public parent)."""
+    return next(cls.__name__ for cls in type(error).__mro__ if cls.__module__ == MedSAMAgentError.__module__)
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     def body(message: str, kind: str) -> dict:
         return {"error": message, "type": kind}
@@ -212,7 +221,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MedSAMAgentError)
     async def refused(request: Request, error: MedSAMAgentError):
-        kind = "CorruptData" if isinstance(error, (CorruptDataError, DigestMismatchError)) else type(error).__name__
+        kind = "CorruptData" if isinstance(error, (CorruptDataError, DigestMismatchError)) else _public_kind(error)
         return JSONResponse(body(str(error), kind), status_code=422)
 
     @app.exception_handler(RequestValidationError)

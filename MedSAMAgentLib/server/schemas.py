@@ -32,6 +32,9 @@ class ServerInfo(BaseModel):
     segmenters: list[str]
     default_segmenter: str
     agent: str | None = Field(description="who places prompts for a target, or None when this server runs no agent")
+    agent_unavailable: str | None = Field(None, description="why the configured agent is not running (its model is missing), and the fix")
+    segmenters_unavailable: dict[str, str] = Field(default_factory=dict,
+                                                   description="segmenters whose weights are not on the server, with the fix")
     part_bytes: int = Field(description="the largest upload part accepted")
     max_volume_bytes: int = Field(description="the largest volume accepted, uncompressed")
     queue_limit: int

@@ -1,5 +1,10 @@
 """Starting the department server: keys, store, models (loaded before the first request,
-so that /health answering means ready), the job queue, then uvicorn."""
+so that /health answering means ready), the job queue, then uvicorn.
+
+The server uses the weights on this machine and never waits on the hub (`models fetch`
+brings them): without its segmenter's weights it exits with one error line; without the
+agent's model it starts in seconds without the agent, says so in its log and in /v1/info,
+and answers a target with 422 naming the missing model and the fix."""
 
 from __future__ import annotations
 
@@ -55,14 +60,21 @@ def serve(options: ServeOptions, log=print) -> None:
             "give --tls-cert/--tls-key or put a TLS proxy in front (README, Scaling out)")
     if options.policy is not None and options.policy.name == "clinician":
         raise MedSAMAgentError("the simulated clinician needs ground truth and runs on the command line only; serve qwen or endpoint")
-    store = VolumeStore(options.store, options.store_max_bytes, options.max_volume_bytes)
     engine = LocalEngine(
         options.segmenter, {options.segmenter: options.checkpoint} if options.checkpoint else {}, options.device, options.policy,
-        options.runtime,
+        options.runtime, downloads=False,
     )
-    log(f"loading {options.segmenter} on {options.device}" + (f" and the agent ({options.policy.name})" if options.policy else ""))
-    engine.segmenter()
+    engine.preflight()  # the default segmenter's weights: without them there is nothing to serve
     if options.policy is not None:
+        try:
+            engine.preflight(uses_agent=True)
+        except MedSAMAgentError as missing:
+            engine.without_agent(f"this server runs without its agent: {missing}")
+            log(f"warning: {engine.agent_unavailable}")
+    store = VolumeStore(options.store, options.store_max_bytes, options.max_volume_bytes)
+    log(f"loading {options.segmenter} on {options.device}" + (" and the agent" if engine.agent_ready else ""))
+    engine.segmenter()
+    if engine.agent_ready:
         engine.policy()
     jobs = JobQueue(engine, options.queue_size)
     settings = ServerSettings(keys, options.part_bytes, options.max_volume_bytes, options.max_json_bytes)

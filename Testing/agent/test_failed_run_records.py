@@ -149,12 +149,27 @@ def test_ctrl_c_cancels_at_the_next_turn_and_leaves_the_record(tmp_path, head):
 
 
 def test_a_run_that_fails_before_the_agent_acts_still_writes_its_outcome(tmp_path, head, capsys):
+    from Testing.fixtures.server import free_port
+
+    path, key, _ = head
+    folder = tmp_path / "record"
+    endpoint = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: the first turn fails
+    status = cli.main(["segment", str(path), "--target", "brain", "--slice", str(key), "-o", str(tmp_path / "out.nrrd"), "--policy",
+                       "endpoint", "--endpoint", endpoint, "--save-trajectory", str(folder)])
+    assert status == cli.EXIT_USER_ERROR
+    line = error_line(capsys.readouterr().err)
+    message, _, named = line.partition(RECORD_NOTE)
+    assert endpoint in message and named == f"{folder})"
+    outcome, [record] = read_records(folder)
+    assert (outcome["status"], outcome["error"], outcome["error_type"]) == ("failed", message, "AgentError")
+    assert record.end_reason == "policy_error" and record.turns == []
+
+
+def test_a_missing_agent_model_is_refused_before_the_run_and_writes_nothing(tmp_path, head, capsys):
     path, key, _ = head
     folder = tmp_path / "record"
     status = cli.main(["segment", str(path), "--target", "brain", "--slice", str(key), "-o", str(tmp_path / "out.nrrd"), "--policy",
                        "qwen", "--agent-model", str(tmp_path / "no-model"), "--save-trajectory", str(folder)])
     assert status == cli.EXIT_USER_ERROR
-    line = error_line(capsys.readouterr().err)
-    assert line.startswith(f"agent model not found: {tmp_path / 'no-model'}")
-    outcome, records = check_failed_record(folder, line)
-    assert records == [] and outcome["error_type"] == "AgentError"
+    assert error_line(capsys.readouterr().err).startswith(f"agent model not found: {tmp_path / 'no-model'}")
+    assert not folder.exists() and not (tmp_path / "out.nrrd").exists()

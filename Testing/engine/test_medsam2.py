@@ -53,9 +53,10 @@ def test_hub_download_offline_says_what_to_do(tmp_path, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache" / "hub"))
-    with pytest.raises(CheckpointError, match=r"cannot get MedSAM2_latest.pt from the Hugging Face repo wanglab/MedSAM2.*--checkpoint"):
+    with pytest.raises(CheckpointError, match=r"MedSAM2_latest.pt from wanglab/MedSAM2 is not on this machine .* the hub is offline .*"
+                                              r"`medsam-agent models fetch medsam2 --to DIR`.*--checkpoint"):
         resolve_checkpoint(None)
-    with pytest.raises(CheckpointError, match="cannot get MedSAM2_CTLesion.pt from the Hugging Face repo wanglab/MedSAM2"):
+    with pytest.raises(CheckpointError, match=r"MedSAM2_CTLesion.pt from wanglab/MedSAM2 is not on .* models fetch wanglab/MedSAM2/MedSAM2_CTLesion.pt"):
         resolve_checkpoint("wanglab/MedSAM2/MedSAM2_CTLesion.pt")
 
 

@@ -126,6 +126,35 @@ def test_failures_leave_the_scene_untouched(scene, logic, phantom_node):
     selftest.assert_unchanged(before, selftest.snapshot(segmentation, node), "after failed runs")
 
 
+def test_missing_weights_are_refused_before_the_worker_starts(scene, phantom_node, tmp_path, monkeypatch):
+    """In the main thread, before any model loads: the scene stays as it was."""
+    import huggingface_hub.constants as constants
+
+    from MedSAMAgentLib.errors import CheckpointError
+    from MedSAMAgentLogic.segmentation_logic import SegmentationLogic
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    node, kidney = phantom_node
+    segmentation = selftest.new_segmentation(scene, node)
+    selftest.add_segment(segmentation, node, "kept", kidney)
+    before = selftest.snapshot(segmentation, node)
+    job = selftest.prompt_job(node, kidney)
+    job.segmenter = "medsam2"
+    logic = SegmentationLogic(scene)
+    with pytest.raises(CheckpointError, match=r"MedSAM2_latest.pt from wanglab/MedSAM2 is not on this machine .*models fetch medsam2"):
+        logic.prepare("segment", node, segmentation, None, job)
+    assert logic.engine_for(job)._segmenters == {}  # nothing was loaded
+    selftest.assert_unchanged(before, selftest.snapshot(segmentation, node), "after the refused run")
+
+
+def test_the_machine_report_is_the_doctors(scene):
+    from MedSAMAgentLogic.segmentation_logic import SegmentationLogic
+
+    report = SegmentationLogic(scene).machine_report()
+    assert report.splitlines()[0] == "Software" and "litemedsam" in report and "runtime" in report
+    assert "Server" not in report
+
+
 def test_the_agent_path_with_an_endpoint(scene, logic, phantom_node):
     from MedSAMAgentLib.agent.protocol import tool_call_text
     from MedSAMAgentLib.agent.view import Letterbox

@@ -41,4 +41,13 @@ def create_policy(name: str, **options) -> Policy:
     raise AgentError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
 
 
-__all__ = ["Observation", "Policy", "POLICIES", "create_policy"]
+def check_policy_model(name: str, model: str | None, download: bool = True) -> None:
+    """Refuse a policy whose model is not on this machine (nor, with `download`, obtainable
+    from the hub now), without loading it; only the qwen policy loads a model here."""
+    if name == "qwen":
+        from .agent_model import model_folder
+
+        model_folder(model, download)
+
+
+__all__ = ["Observation", "Policy", "POLICIES", "check_policy_model", "create_policy"]

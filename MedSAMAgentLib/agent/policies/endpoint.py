@@ -19,9 +19,9 @@ import urllib.request
 
 from ...errors import AgentError
 from ..protocol import MAX_NEW_TOKENS, tool_call_text
+from .agent_model import DEFAULT_MODEL
 from .base import Observation, Policy
 
-DEFAULT_MODEL = "Saint-lsy/MedSAM-Agent-Qwen3-VL-8B-MedSAM2"
 RETRIES = 2
 BACKOFF_SECONDS = 1.0
 ANSWERS_WITHOUT_TOOL_CALLS_ALLOWED = 2

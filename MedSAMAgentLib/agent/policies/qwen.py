@@ -11,7 +11,6 @@ the prompt (the tool schemas, earlier calls), so drafts from it are usually acce
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -19,9 +18,9 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from ...errors import AgentError
 from ...segmenters.devices import resolve_device
 from ..protocol import MAX_NEW_TOKENS
+from .agent_model import DEFAULT_MODEL, model_folder
 from .base import Observation, Policy
 
-DEFAULT_MODEL = "Saint-lsy/MedSAM-Agent-Qwen3-VL-8B-MedSAM2"
 IMAGE_PATCH_SIZE = 16
 PROMPT_LOOKUP_TOKENS = 10
 
@@ -45,10 +44,7 @@ class QwenPolicy(Policy):
         self.reference = model or DEFAULT_MODEL
         self.device = resolve_device(device)
         self.prompt_lookup = prompt_lookup
-        path = Path(self.reference).expanduser()
-        if not path.is_dir() and (self.reference.startswith(("/", ".", "~")) or self.reference.count("/") != 1):
-            raise AgentError(f"agent model not found: {self.reference} (give a local model folder or a Hugging Face id such as {DEFAULT_MODEL})")
-        source = str(path) if path.is_dir() else self.reference
+        source = model_folder(self.reference)
         if dtype is None:
             dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         try:
@@ -56,10 +52,7 @@ class QwenPolicy(Policy):
             self.model = Qwen3VLForConditionalGeneration.from_pretrained(source, dtype=dtype, attn_implementation=attention)
         except (OSError, ValueError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-            raise AgentError(
-                f"cannot load the agent model {self.reference} ({reason}); if this machine is offline, "
-                f"download it elsewhere (hf download {DEFAULT_MODEL}) and pass the folder with --agent-model"
-            ) from None
+            raise AgentError(f"cannot load the agent model {self.reference} from {source} ({reason})") from None
         self.model.to(self.device).eval()
         if self.device.type == "cpu":
             warnings.warn(
