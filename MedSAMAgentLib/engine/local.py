@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import AgentError, MedSAMAgentError
 from ..progress import CancelCheck, ProgressCallback
-from ..segmenters import DEFAULT_RUNTIME, DEFAULT_SEGMENTER, SEGMENTERS
+from ..segmenters import DEFAULT_MEDSAM2_TURN_SIZE, DEFAULT_RUNTIME, DEFAULT_SEGMENTER, SEGMENTERS
 from .interface import Engine, SegmentationOutcome, SegmentationRequest
 
 MAX_LOADED_SEGMENTERS = 2
@@ -38,23 +38,27 @@ class LocalEngine(Engine):
         device: str = "auto",
         policy: PolicySpec | None = None,
         runtime: str = DEFAULT_RUNTIME,
+        medsam2_turn_size: int = DEFAULT_MEDSAM2_TURN_SIZE,
     ):
         """`checkpoints`: weights per segmenter name (others use their default weights);
         `policy`: None for an engine that runs no agent; `runtime`: what runs the image
-        encoders on the CPU (see `segmenters.runtimes`)."""
+        encoders on the CPU (see `segmenters.runtimes`); `medsam2_turn_size`: MedSAM2's image
+        size for the agent's turns (propagation runs at MedSAM2's 512 px either way)."""
         if default_segmenter not in SEGMENTERS:
             raise MedSAMAgentError(f"unknown segmenter {default_segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.default_segmenter = default_segmenter
         self.checkpoints = dict(checkpoints or {})
         self.device = device
         self.runtime = runtime
+        self.medsam2_turn_size = medsam2_turn_size
         self.policy_spec = policy
         self._segmenters: dict[str, object] = {}
         self._policy = None
 
     def describe(self) -> str:
         agent = f"; agent: {self.policy().describe()}" if self._policy is not None else ""
-        return f"this computer ({self.device}), segmenter {self.default_segmenter}{agent}"
+        turns = f" (agent's turns at {self.medsam2_turn_size} px)" if self.default_segmenter == "medsam2" else ""
+        return f"this computer ({self.device}), segmenter {self.default_segmenter}{turns}{agent}"
 
     def segmenter(self, name: str | None = None):
         """The named segmenter, loaded once; at most `MAX_LOADED_SEGMENTERS` stay in memory."""
@@ -66,7 +70,7 @@ class LocalEngine(Engine):
                 raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
             while len(self._segmenters) >= MAX_LOADED_SEGMENTERS:
                 self._segmenters.pop(next(iter(self._segmenters)))
-            self._segmenters[name] = create_segmenter(name, self.checkpoints.get(name), self.device, self.runtime)
+            self._segmenters[name] = create_segmenter(name, self.checkpoints.get(name), self.device, self.runtime, self.medsam2_turn_size)
         return self._segmenters[name]
 
     def policy(self):

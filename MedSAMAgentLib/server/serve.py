@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..engine.local import LocalEngine, PolicySpec
 from ..errors import MedSAMAgentError
+from ..segmenters import DEFAULT_MEDSAM2_TURN_SIZE
 from .app import ServerSettings, create_app
 from .jobs import JobQueue
 from .keys import KeyFile
@@ -37,6 +38,7 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_json_bytes: int = 64 * MB
+    medsam2_turn_size: int = DEFAULT_MEDSAM2_TURN_SIZE
 
 
 def serve(options: ServeOptions, log=print) -> None:
@@ -58,7 +60,7 @@ def serve(options: ServeOptions, log=print) -> None:
     store = VolumeStore(options.store, options.store_max_bytes, options.max_volume_bytes)
     engine = LocalEngine(
         options.segmenter, {options.segmenter: options.checkpoint} if options.checkpoint else {}, options.device, options.policy,
-        options.runtime,
+        options.runtime, options.medsam2_turn_size,
     )
     log(f"loading {options.segmenter} on {options.device}" + (f" and the agent ({options.policy.name})" if options.policy else ""))
     engine.segmenter()

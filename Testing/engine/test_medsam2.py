@@ -10,12 +10,17 @@ import SimpleITK as sitk
 import torch
 
 from MedSAMAgentLib import cli
+from MedSAMAgentLib.agent.loop import run_agent
+from MedSAMAgentLib.agent.protocol import tool_call_text
+from MedSAMAgentLib.agent.recording import record_of
+from MedSAMAgentLib.engine.records import KEY, AgentRecord
 from MedSAMAgentLib.errors import CheckpointError, MedSAMAgentError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest, segment
 from MedSAMAgentLib.segmenters.base import Seed, slice_frames
 from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, resolve_checkpoint
+from Testing.fixtures.policies import ScriptedPolicy
 
 
 def test_shipped_config_is_medsam2_at_512(medsam2):
@@ -133,6 +138,23 @@ def test_follow_up_turn_at_1024_takes_the_previous_logits_as_sam2_does(medsam2_t
     np.testing.assert_array_equal(ours.logits.numpy()[0], logits)
     without = medsam2_torch.predict_slice(key_slice, click)
     assert not torch.equal(without.logits, ours.logits)  # the mask input reached the decoder
+
+
+def test_agent_loop_at_1024_makes_the_training_servers_calls_and_records_them(medsam2_torch, stock_predictor, key_slice):
+    """A box, then a click refining it through the box's logits (the server's add_bbox and
+    add_click), then a stop: the loop's mask is the server's, and the record names the
+    configuration of every turn that made a mask."""
+    calls = [tool_call_text("add_bbox", {"bbox_2d": [150, 300, 500, 800]}),
+             tool_call_text("add_point", {"point_2d": [300, 500], "point_type": "negative"}), tool_call_text("stop_action", {})]
+    trajectory = run_agent(key_slice, "kidney", ScriptedPolicy(calls), medsam2_torch)
+    box_turn, click_turn, _ = trajectory.turns
+    assert click_turn.prompts.box is None and len(click_turn.prompts.points) == 1
+    _, box_logits, _ = stock_turn(stock_predictor, box_turn.prompts)
+    mask, _, _ = stock_turn(stock_predictor, click_turn.prompts, mask_input=box_logits)
+    np.testing.assert_array_equal(trajectory.final_mask(), mask)
+    record = AgentRecord.from_json(record_of(trajectory, KEY, 20).as_json())
+    label = medsam2_torch.agent_turns.label
+    assert [turn.configuration for turn in record.turns] == [label, label, ""] and "1024 px" in label
 
 
 def test_both_configurations_hold_one_set_of_weights(medsam2_torch):
