@@ -60,6 +60,7 @@ class Turn:
     prompts: SlicePrompts | None = None
     mask: np.ndarray | None = None
     score: float | None = None
+    configuration: str = ""  # which configuration of the segmenter made the mask, where it has several
     seconds: float = 0.0
     note: str = ""
 
@@ -74,6 +75,8 @@ class Turn:
             data["mask_pixels"] = int(self.mask.sum())
         if self.score is not None:
             data["segmenter_score"] = round(self.score, 4)
+        if self.configuration:
+            data["segmenter_configuration"] = self.configuration
         if self.note:
             data["note"] = self.note
         return data
@@ -235,6 +238,7 @@ def _loop(trajectory: Trajectory, image, policy: Policy, segmenter: Segmenter, s
             box, clicks = prompts.box, _Clicks()
         trajectory.mask, trajectory.logits, trajectory.score = prediction.mask, prediction.logits, prediction.score
         turn.prompts, turn.mask, turn.score = prompts, prediction.mask, prediction.score
+        turn.configuration = prediction.configuration
         turn.seconds = time.perf_counter() - started
     else:
         trajectory.end_reason = END_MAX_ACTIONS

@@ -30,6 +30,7 @@ def record_of(trajectory: Trajectory, role: str, slice_index: int) -> AgentRecor
                 prompt=data.get("pixel_prompt"),
                 mask_pixels=data.get("mask_pixels"),
                 score=data.get("segmenter_score"),
+                configuration=turn.configuration,
                 seconds=data["seconds"],
                 note=turn.note,
                 picture_png=_png(draw_turn(trajectory, turn)),

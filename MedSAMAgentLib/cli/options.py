@@ -10,7 +10,16 @@ from pathlib import Path
 from ..agent.policies import POLICIES
 from ..engine.interface import Engine
 from ..errors import MedSAMAgentError, PromptError
-from ..segmenters import DEFAULT_RUNTIME, DEFAULT_SEGMENTER, DEVICE_CHOICES, RUNTIME_CHOICES, SEGMENTERS, check_device_name
+from ..segmenters import (
+    DEFAULT_MEDSAM2_TURN_SIZE,
+    DEFAULT_RUNTIME,
+    DEFAULT_SEGMENTER,
+    DEVICE_CHOICES,
+    MEDSAM2_TURN_SIZES,
+    RUNTIME_CHOICES,
+    SEGMENTERS,
+    check_device_name,
+)
 
 SERVER_KEY_ENV = "MEDSAM_AGENT_SERVER_KEY"
 DEFAULT_POLICY = "qwen"
@@ -70,6 +79,9 @@ def add_agent_options(group) -> None:
     group.add_argument("--api-key-env", default="MEDSAM_AGENT_API_KEY", help="environment variable holding the endpoint's API key")
     group.add_argument("--endpoint-timeout", type=float, default=120.0, metavar="SECONDS",
                        help="how long one answer of the endpoint may take (default 120); a turn is tried 3 times")
+    group.add_argument("--agent-turns-px", type=int, choices=MEDSAM2_TURN_SIZES, default=DEFAULT_MEDSAM2_TURN_SIZE,
+                       help="with --segmenter medsam2, the image size of the agent's turns: 1024 (default) = sam2's stock "
+                            "configuration, the masks the agent was trained on; 512 = MedSAM2's own, as propagation")
 
 
 def policy_spec(args, required: bool = True):
@@ -93,6 +105,7 @@ def local_engine(args, with_agent: bool) -> Engine:
         device=args.device,
         policy=policy_spec(args) if with_agent else None,
         runtime=args.runtime,
+        medsam2_turn_size=args.agent_turns_px,
     )
 
 
@@ -102,6 +115,8 @@ def engine_from_args(args, with_agent: bool) -> Engine:
         return local_engine(args, with_agent)
     refused = [option for option, value in (("--checkpoint", args.checkpoint), ("--policy", args.policy),
                                             ("--agent-model", args.agent_model), ("--endpoint", args.endpoint)) if value]
+    if args.agent_turns_px != DEFAULT_MEDSAM2_TURN_SIZE:
+        refused.append("--agent-turns-px")
     if refused:
         raise PromptError(f"{', '.join(refused)} choose models on this computer; with --server the server's models are used")
     hardware = [option for option, value in (("--device", args.device), ("--runtime", args.runtime)) if value != "auto"]

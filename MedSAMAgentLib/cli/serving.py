@@ -56,6 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
         queue_size=args.queue_size,
         device=args.device,
         runtime=args.runtime,
+        medsam2_turn_size=args.agent_turns_px,
         segmenter=args.segmenter,
         checkpoint=args.checkpoint,
         policy=None if args.no_agent else policy_spec(args),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import AgentError, MedSAMAgentError
 from ..progress import CancelCheck, ProgressCallback
-from ..segmenters import DEFAULT_RUNTIME, DEFAULT_SEGMENTER, SEGMENTERS
+from ..segmenters import DEFAULT_MEDSAM2_TURN_SIZE, DEFAULT_RUNTIME, DEFAULT_SEGMENTER, SEGMENTERS
 from .interface import Engine, SegmentationOutcome, SegmentationRequest
 
 MAX_LOADED_SEGMENTERS = 2
@@ -38,12 +38,15 @@ class LocalEngine(Engine):
         device: str = "auto",
         policy: PolicySpec | None = None,
         runtime: str = DEFAULT_RUNTIME,
+        medsam2_turn_size: int = DEFAULT_MEDSAM2_TURN_SIZE,
         downloads: bool = True,
     ):
         """`checkpoints`: weights per segmenter name (others use their default weights);
         `policy`: None for an engine that runs no agent; `runtime`: what runs the image
-        encoders on the CPU (see `segmenters.runtimes`); `downloads`: whether weights missing
-        here are fetched from the hub when it answers (a server uses only what is here)."""
+        encoders on the CPU (see `segmenters.runtimes`); `medsam2_turn_size`: MedSAM2's image
+        size for the agent's turns (propagation runs at MedSAM2's 512 px either way);
+        `downloads`: whether weights missing here are fetched from the hub when it answers
+        (a server uses only what is here)."""
         if default_segmenter not in SEGMENTERS:
             raise MedSAMAgentError(f"unknown segmenter {default_segmenter!r}; choose one of {', '.join(SEGMENTERS)}")
         self.default_segmenter = default_segmenter
@@ -51,6 +54,7 @@ class LocalEngine(Engine):
         self.device = device
         self.runtime = runtime
         self.downloads = downloads
+        self.medsam2_turn_size = medsam2_turn_size
         self.policy_spec = policy
         self.agent_unavailable: str | None = None  # why a configured agent cannot run here (see `without_agent`)
         self._segmenters: dict[str, object] = {}
@@ -58,7 +62,8 @@ class LocalEngine(Engine):
 
     def describe(self) -> str:
         agent = f"; agent: {self.policy().describe()}" if self._policy is not None else ""
-        return f"this computer ({self.device}), segmenter {self.default_segmenter}{agent}"
+        turns = f" (agent's turns at {self.medsam2_turn_size} px)" if self.default_segmenter == "medsam2" else ""
+        return f"this computer ({self.device}), segmenter {self.default_segmenter}{turns}{agent}"
 
     def preflight(self, segmenter: str | None = None, uses_agent: bool = False) -> None:
         """Refuse at once a job whose weights are not on this machine (nor obtainable from the
@@ -108,7 +113,7 @@ class LocalEngine(Engine):
                 raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
             while len(self._segmenters) >= MAX_LOADED_SEGMENTERS:
                 self._segmenters.pop(next(iter(self._segmenters)))
-            self._segmenters[name] = create_segmenter(name, self.checkpoints.get(name), self.device, self.runtime)
+            self._segmenters[name] = create_segmenter(name, self.checkpoints.get(name), self.device, self.runtime, self.medsam2_turn_size)
         return self._segmenters[name]
 
     def policy(self):

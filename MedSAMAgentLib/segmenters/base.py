@@ -27,11 +27,13 @@ from ..prompts import SlicePrompts
 @dataclass
 class Prediction:
     """A 2D result: the binary mask at slice resolution, the model's low-resolution logits
-    (to feed back as mask input on the next turn) and the model's own quality score."""
+    (to feed back as mask input on the next turn), the model's own quality score, and which
+    configuration of the model made it (for the record; empty where a model has only one)."""
 
     mask: np.ndarray
     logits: object
     score: float
+    configuration: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""MedSAM2: sam2's video predictor with MedSAM2's 512 px Hiera-Tiny configuration.
+"""MedSAM2: sam2's video predictor with MedSAM2's 512 px Hiera-Tiny configuration for
+propagation; the agent's turns by default on the same weights in sam2's stock 1024 px
+configuration, as MedSAM-Agent was trained (see `medsam2_configs`, `medsam2_turns`).
 
 Slices are fed from memory as a lazy sequence (windowed, resized to 512 and normalised
 one at a time, when sam2 asks for them), so no JPEG round trip and flat memory in the
@@ -9,42 +11,32 @@ on this machine first (`weights.locate`), and is loaded strictly with `weights_o
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import MedSAMAgentError
 from ..prompts import SlicePrompts
+from . import DEFAULT_MEDSAM2_TURN_SIZE, MEDSAM2_TURN_SIZES
 from .base import EncodingCache, Prediction, Seed, Segmenter, SliceFrames
 from .checkpoints import load_weights, sha256
 from .devices import autocast, resolve_device
+from .medsam2_configs import TRAINED_TURNS_CONFIG, build_model, model_sharing_weights
+from .medsam2_turns import AgentTurns
 from .runtimes import DEFAULT_RUNTIME, TORCH_F32, compiled_module, select_runtime
 from .weight_files import resolve_checkpoint
 
-CONFIG_FILE = "medsam2_hiera_t512.yaml"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OBJECT_ID = 1
 
 
-def build_model(config_file: str = CONFIG_FILE) -> torch.nn.Module:
-    """Instantiate the architecture from the shipped config (sam2's base plus MedSAM2's
-    changes) without touching hydra's global state."""
-    import sam2
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    spec = OmegaConf.load(resources.files("MedSAMAgentLib.configs").joinpath(config_file))
-    config = OmegaConf.load(Path(sam2.__file__).parent / spec.base)
-    for key, value in spec.overrides.items():
-        OmegaConf.update(config, key, value, force_add=True)
-    OmegaConf.resolve(config)
-    return instantiate(config.model, _recursive_=True)
 
 
 class MedSAM2(Segmenter):
@@ -57,19 +49,38 @@ class MedSAM2(Segmenter):
         runtime: str = DEFAULT_RUNTIME,
         mixed_precision: bool = True,
         feature_cache_size: int = 4,
+        agent_turn_size: int = DEFAULT_MEDSAM2_TURN_SIZE,
     ):
+        """`agent_turn_size`: the image size of the agent's turns (`predict_slice`), 1024
+        (the configuration the agent was trained against) or 512 (MedSAM2's own, the one
+        propagation runs at either way)."""
+        if agent_turn_size not in MEDSAM2_TURN_SIZES:
+            raise MedSAMAgentError(f"MedSAM2 runs the agent's turns at {' or '.join(map(str, MEDSAM2_TURN_SIZES))} px, not {agent_turn_size}")
         self.device = resolve_device(device)
         self.mixed_precision = mixed_precision
+        self.agent_turn_size = agent_turn_size
         path = resolve_checkpoint(checkpoint)
         model = build_model()
         load_weights(model, path, "MedSAM2")
         self.checkpoint_path = path
+        self.weights_sha256 = sha256(path)
         self.model = model.to(self.device).eval()
         self.image_size = int(self.model.image_size)
         self.runtime = select_runtime(runtime, self.device)
-        self._compile_image_encoder(sha256(path))
-        self._features = EncodingCache(feature_cache_size)
+        if not self._compile_image_encoder(self.model, "image encoder"):
+            self.runtime = TORCH_F32
+        self._encodings = EncodingCache(feature_cache_size)  # per slice and image size: a predictor holding its encoding
         _quiet_sam2()
+
+    @functools.cached_property
+    def agent_turns(self) -> AgentTurns:
+        """The configuration the agent's turns run on; the 1024 px one is built on the first
+        turn (propagation alone never needs it), on the 512 px model's weights."""
+        if self.agent_turn_size == self.image_size:
+            return AgentTurns(self.model, f"medsam2 {self.image_size} px (MedSAM2's own configuration)")
+        view = model_sharing_weights(TRAINED_TURNS_CONFIG, self.model)
+        self._compile_image_encoder(view, f"image encoder {view.image_size} px")
+        return AgentTurns(view, f"medsam2 {view.image_size} px (sam2.1 Hiera-Tiny, as the agent was trained)")
 
     # -- 2D ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -79,57 +90,13 @@ class MedSAM2(Segmenter):
         prompts: SlicePrompts,
         previous_logits: torch.Tensor | None = None,
     ) -> Prediction:
-        height, width = image.shape[:2]
-        scale = torch.tensor([self.image_size / width, self.image_size / height], device=self.device)
-        coords, labels = [], []
-        if prompts.box is not None:
-            box = prompts.box
-            coords += [[box.x0, box.y0], [box.x1, box.y1]]
-            labels += [2, 3]
-        for point in prompts.points:
-            coords.append([point.x, point.y])
-            labels.append(1 if point.positive else 0)
-        points = torch.tensor([coords], dtype=torch.float32, device=self.device) * scale
-        point_labels = torch.tensor([labels], dtype=torch.int32, device=self.device)
+        turns = self.agent_turns
         with self._precision():
-            features = self._image_features(image)
-            sparse, dense = self.model.sam_prompt_encoder(
-                points=(points, point_labels),
-                boxes=None,
-                masks=previous_logits.to(self.device) if previous_logits is not None else None,
-            )
-            low_res, iou, _, _ = self.model.sam_mask_decoder(
-                image_embeddings=features["image_embed"],
-                image_pe=self.model.sam_prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=True,
-                repeat_image=False,
-                high_res_features=features["high_res_feats"],
-            )
-        best = int(torch.argmax(iou[0]))
-        logits = low_res[:, best : best + 1].float()
-        full = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
-        return Prediction(mask=(full > 0).cpu().numpy(), logits=logits, score=float(iou[0, best]))
+            predictor = self._encodings.get(image, lambda: turns.encode(image), turns.image_size)
+            return turns.predict(predictor, prompts, previous_logits)
 
     def logits_from_mask(self, mask: np.ndarray) -> torch.Tensor:
-        """The mask at the decoder's mask-input size (a quarter of 512), as logits of +-10:
-        confident enough to steer the decoder, as sam2 itself treats binary mask inputs."""
-        size = self.image_size // 4
-        resized = F.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=(size, size), mode="bilinear", align_corners=False)
-        return ((resized > 0.5).float() * 20.0 - 10.0).to(self.device)
-
-    def _image_features(self, image: np.ndarray) -> dict:
-        return self._features.get(image, lambda: self._encode_features(image))
-
-    def _encode_features(self, image: np.ndarray) -> dict:
-        tensor = _to_model_input(image, self.image_size, self.device)[None]
-        backbone = self.model.forward_image(tensor)
-        _, vision_feats, _, feat_sizes = self.model._prepare_backbone_features(backbone)
-        if self.model.directly_add_no_mem_embed:
-            vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
-        maps = [feat.permute(1, 2, 0).reshape(1, -1, *size) for feat, size in zip(vision_feats, feat_sizes)]
-        return {"image_embed": maps[-1], "high_res_feats": maps[:-1]}
+        return self.agent_turns.logits_from_mask(mask)
 
     # -- 3D ---------------------------------------------------------------------------
     def track(
@@ -173,17 +140,17 @@ class MedSAM2(Segmenter):
     def _precision(self):
         return autocast(self.device, self.runtime.bf16) if self.mixed_precision else contextlib.nullcontext()
 
-    def _compile_image_encoder(self, weights_sha256: str) -> None:
-        """Route sam2's image encoder through the runtime's compiled trunk and neck (the
-        module, its weights and every caller stay as they are); PyTorch when the runtime is
-        torch."""
-        encoder = self.model.image_encoder
-        example = torch.zeros(1, 3, self.image_size, self.image_size)
-        compiled = compiled_module(_FeaturePyramid(encoder), [example], self.name, "image encoder", weights_sha256, self.runtime)
+    def _compile_image_encoder(self, model: torch.nn.Module, part: str) -> bool:
+        """Route `model`'s image encoder through the runtime's compiled trunk and neck, at
+        the model's image size (the module, its weights and every caller stay as they are);
+        False where it stays in PyTorch (runtime torch, or a failed conversion)."""
+        encoder = model.image_encoder
+        example = torch.zeros(1, 3, model.image_size, model.image_size)
+        compiled = compiled_module(_FeaturePyramid(encoder), [example], self.name, part, self.weights_sha256, self.runtime)
         if compiled is None:
-            self.runtime = TORCH_F32
-            return
+            return False
         encoder.forward = _CompiledEncoderForward(compiled, encoder.neck.position_encoding)
+        return True
 
 
 
@@ -216,11 +183,14 @@ class _CompiledEncoderForward:
 def _quiet_sam2() -> None:
     """sam2 draws its own tqdm bar per propagation and warns on every frame when its
     optional CUDA extension is absent; progress is reported by the caller instead, and the
-    missing extension only skips hole filling (as MedSAM2 documents)."""
+    missing extension only skips hole filling (as MedSAM2 documents). Its image predictor
+    scripts its resize with `torch.jit.script`, which this torch calls deprecated: nothing
+    for the user to act on."""
     from sam2 import sam2_video_predictor
 
     sam2_video_predictor.tqdm = lambda iterable, *args, **kwargs: iterable
     warnings.filterwarnings("ignore", message="(?s).*Skipping the post-processing step")
+    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 
 
 class _VideoFrames:

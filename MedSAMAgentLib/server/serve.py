@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..engine.local import LocalEngine, PolicySpec
 from ..errors import MedSAMAgentError
+from ..segmenters import DEFAULT_MEDSAM2_TURN_SIZE
 from .app import ServerSettings, create_app
 from .jobs import JobQueue
 from .keys import KeyFile
@@ -42,6 +43,7 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_json_bytes: int = 64 * MB
+    medsam2_turn_size: int = DEFAULT_MEDSAM2_TURN_SIZE
 
 
 def serve(options: ServeOptions, log=print) -> None:
@@ -62,7 +64,7 @@ def serve(options: ServeOptions, log=print) -> None:
         raise MedSAMAgentError("the simulated clinician needs ground truth and runs on the command line only; serve qwen or endpoint")
     engine = LocalEngine(
         options.segmenter, {options.segmenter: options.checkpoint} if options.checkpoint else {}, options.device, options.policy,
-        options.runtime, downloads=False,
+        options.runtime, options.medsam2_turn_size, downloads=False,
     )
     engine.preflight()  # the default segmenter's weights: without them there is nothing to serve
     if options.policy is not None:

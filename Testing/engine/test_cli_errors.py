@@ -158,6 +158,8 @@ CASES = {
                              "out.dcm: a DICOM SEG (.dcm) references the DICOM series it segments, and the input ct.nrrd is not DICOM"),
     "range outside": (lambda t, v: [str(v), "--slice", "3", *BOX, "--range", "0", "30"], "range 0 30 is outside the volume"),
     "unsupported output": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(t / "out.png")], "unsupported output type"),
+    "turn size with a server": (lambda t, v: [str(v), "--slice", "3", *BOX, "--agent-turns-px", "512", "--server", "http://127.0.0.1:9"],
+                                "--agent-turns-px choose models on this computer; with --server the server's models are used"),
     "output is the input": (lambda t, v: [str(v), "--slice", "3", *BOX, "-o", str(v), "--overwrite"], "is (or is inside) the input"),
 }
 

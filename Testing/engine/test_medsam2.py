@@ -10,12 +10,17 @@ import SimpleITK as sitk
 import torch
 
 from MedSAMAgentLib import cli
-from MedSAMAgentLib.errors import CheckpointError
+from MedSAMAgentLib.agent.loop import run_agent
+from MedSAMAgentLib.agent.protocol import tool_call_text
+from MedSAMAgentLib.agent.recording import record_of
+from MedSAMAgentLib.engine.records import KEY, AgentRecord
+from MedSAMAgentLib.errors import CheckpointError, MedSAMAgentError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts
 from MedSAMAgentLib.propagation import VolumeRequest, segment
 from MedSAMAgentLib.segmenters.base import Seed, slice_frames
 from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _VideoFrames, resolve_checkpoint
+from Testing.fixtures.policies import ScriptedPolicy
 
 
 def test_shipped_config_is_medsam2_at_512(medsam2):
@@ -67,18 +72,123 @@ def test_checkpoint_references(tmp_path, random_medsam2_checkpoint):
             resolve_checkpoint(missing)
 
 
-def test_2d_refinement_returns_and_accepts_low_res_logits(medsam2, phantom):
+@pytest.fixture(scope="module")
+def medsam2_torch(random_medsam2_checkpoint):
+    """PyTorch f32 (no converted encoder): the setting in which sam2's own code is the reference."""
+    return MedSAM2(random_medsam2_checkpoint, device="cpu", runtime="torch")
+
+
+@pytest.fixture(scope="module")
+def key_slice(phantom) -> np.ndarray:
+    return slice_frames(phantom[0], "axial")[20]  # not square: coordinates are scaled per axis
+
+
+def stock_turn(predictor, prompts: SlicePrompts, mask_input=None):
+    """A turn as MedSAM-Agent's training server made it: sam2's image predictor, one mask
+    asked for, the best-scoring one kept with its low-resolution logits."""
+    points = [[p.x, p.y] for p in prompts.points]
+    masks, scores, logits = predictor.predict(
+        point_coords=np.array(points) if points else None,
+        point_labels=np.array([int(p.positive) for p in prompts.points]) if points else None,
+        box=None if prompts.box is None else np.array(prompts.box.as_list()),
+        mask_input=mask_input,
+        multimask_output=False,
+    )
+    best = int(np.argmax(scores))
+    return masks[best] > 0, logits[[best]], float(scores[best])
+
+
+@pytest.fixture(scope="module")
+def stock_predictor(random_medsam2_checkpoint, key_slice):
+    """sam2's stock 1024 px Hiera-Tiny, loaded from the checkpoint file as the training
+    server loaded it (`build_sam2` + `SAM2ImagePredictor`): a second model, built apart."""
+    from sam2.build_sam import build_sam2
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    predictor = SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", str(random_medsam2_checkpoint), device="cpu"))
+    predictor.set_image(key_slice)
+    return predictor
+
+
+BOX = Box(30, 60, 90, 120)
+TURNS = {
+    "box": SlicePrompts(box=BOX),
+    "points": SlicePrompts(points=(Point(60, 90), Point(35, 65, positive=False))),
+    "box with points": SlicePrompts(box=BOX, points=(Point(60, 90), Point(35, 65, positive=False))),
+}
+
+
+@pytest.mark.parametrize("prompts", TURNS.values(), ids=TURNS.keys())
+def test_turn_at_1024_is_sam2s_own_image_predictor(medsam2_torch, stock_predictor, key_slice, prompts):
+    ours = medsam2_torch.predict_slice(key_slice, prompts)
+    mask, logits, score = stock_turn(stock_predictor, prompts)
+    assert ours.mask.shape == key_slice.shape[:2] and ours.mask.any()
+    np.testing.assert_array_equal(ours.mask, mask)
+    np.testing.assert_array_equal(ours.logits.numpy()[0], logits)
+    assert ours.score == score
+    assert ours.configuration.startswith("medsam2 1024 px")
+
+
+def test_follow_up_turn_at_1024_takes_the_previous_logits_as_sam2_does(medsam2_torch, stock_predictor, key_slice):
+    click = SlicePrompts(points=(Point(45, 100, positive=False),))
+    first = medsam2_torch.predict_slice(key_slice, TURNS["box"])
+    ours = medsam2_torch.predict_slice(key_slice, click, previous_logits=first.logits)
+    _, first_logits, _ = stock_turn(stock_predictor, TURNS["box"])
+    mask, logits, score = stock_turn(stock_predictor, click, mask_input=first_logits)
+    np.testing.assert_array_equal(ours.mask, mask)
+    np.testing.assert_array_equal(ours.logits.numpy()[0], logits)
+    without = medsam2_torch.predict_slice(key_slice, click)
+    assert not torch.equal(without.logits, ours.logits)  # the mask input reached the decoder
+
+
+def test_agent_loop_at_1024_makes_the_training_servers_calls_and_records_them(medsam2_torch, stock_predictor, key_slice):
+    """A box, then a click refining it through the box's logits (the server's add_bbox and
+    add_click), then a stop: the loop's mask is the server's, and the record names the
+    configuration of every turn that made a mask."""
+    calls = [tool_call_text("add_bbox", {"bbox_2d": [150, 300, 500, 800]}),
+             tool_call_text("add_point", {"point_2d": [300, 500], "point_type": "negative"}), tool_call_text("stop_action", {})]
+    trajectory = run_agent(key_slice, "kidney", ScriptedPolicy(calls), medsam2_torch)
+    box_turn, click_turn, _ = trajectory.turns
+    assert click_turn.prompts.box is None and len(click_turn.prompts.points) == 1
+    _, box_logits, _ = stock_turn(stock_predictor, box_turn.prompts)
+    mask, _, _ = stock_turn(stock_predictor, click_turn.prompts, mask_input=box_logits)
+    np.testing.assert_array_equal(trajectory.final_mask(), mask)
+    record = AgentRecord.from_json(record_of(trajectory, KEY, 20).as_json())
+    label = medsam2_torch.agent_turns.label
+    assert [turn.configuration for turn in record.turns] == [label, label, ""] and "1024 px" in label
+
+
+def test_both_configurations_hold_one_set_of_weights(medsam2_torch):
+    turns = medsam2_torch.agent_turns.model
+    propagation = medsam2_torch.model
+    assert turns is not propagation and turns.image_size == 1024 and propagation.image_size == 512
+    assert turns.sam_prompt_encoder.image_embedding_size == (64, 64)
+    ours, theirs = turns.state_dict(), propagation.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(ours[name].data_ptr() == theirs[name].data_ptr() for name in ours)
+
+
+def test_propagation_at_512_is_unchanged_by_turns_at_1024(random_medsam2_checkpoint, phantom):
+    """Tracking before and after the 1024 px model is built on the same weights and used."""
+    segmenter = MedSAM2(random_medsam2_checkpoint, device="cpu", runtime="torch")
     frames = slice_frames(phantom[0], "axial")
-    image = frames[20]
-    first = medsam2.predict_slice(image, SlicePrompts(box=Box(30, 60, 90, 120)))
-    assert first.mask.shape == frames.image_shape and first.mask.dtype == bool
-    assert tuple(first.logits.shape) == (1, 1, 128, 128)
-    click = SlicePrompts(points=(Point(60, 90, positive=False),))
-    with_logits = medsam2.predict_slice(image, click, previous_logits=first.logits)
-    without = medsam2.predict_slice(image, click)
-    assert not torch.equal(with_logits.logits, without.logits)  # the mask input reached the decoder
-    again = medsam2.predict_slice(image, click, previous_logits=first.logits)
-    torch.testing.assert_close(again.logits, with_logits.logits)  # cached features, same result
+    seed = Seed(20, prompts=TURNS["box"])
+    before = masks_by_slice(segmenter.track(frames, seed, {}, 22))
+    segmenter.predict_slice(frames[20], TURNS["box with points"])
+    after = masks_by_slice(segmenter.track(frames, seed, {}, 22))
+    assert before.keys() == after.keys() == {20, 21, 22} and before[21].any()
+    for index in before:
+        np.testing.assert_array_equal(before[index], after[index])
+
+
+def test_turns_at_512_run_medsam2s_own_configuration(random_medsam2_checkpoint, key_slice):
+    segmenter = MedSAM2(random_medsam2_checkpoint, device="cpu", runtime="torch", agent_turn_size=512)
+    prediction = segmenter.predict_slice(key_slice, TURNS["box"])
+    assert segmenter.agent_turns.model is segmenter.model
+    assert tuple(prediction.logits.shape) == (1, 1, 128, 128) and prediction.configuration.startswith("medsam2 512 px")
+    assert tuple(segmenter.logits_from_mask(prediction.mask).shape) == (1, 1, 128, 128)
+    with pytest.raises(MedSAMAgentError, match="at 1024 or 512 px, not 768"):
+        MedSAM2(random_medsam2_checkpoint, device="cpu", agent_turn_size=768)
 
 
 def test_propagates_both_ways_and_keeps_locked_slices(medsam2, phantom):

@@ -95,18 +95,22 @@ def test_litemedsam_mask_decoder_in_the_runtime_gives_pytorchs_masks_to_the_pixe
             assert abs(fast.score - slow.score) < 1e-4
 
 
-def test_medsam2_encoder_runs_in_the_runtime_with_pytorch_features(medsam2, random_medsam2_checkpoint):
-    from MedSAMAgentLib.segmenters.medsam2 import MedSAM2
+def test_medsam2_encoders_run_in_the_runtime_with_pytorch_features(medsam2, random_medsam2_checkpoint):
+    """Both configurations' encoders: 512 px (propagation) and 1024 px (the agent's turns)."""
+    from MedSAMAgentLib.segmenters.medsam2 import MedSAM2, _to_model_input
 
     reference = MedSAM2(random_medsam2_checkpoint, device="cpu", runtime="torch")
     assert medsam2.runtime.name == "openvino" and reference.runtime == TORCH_F32
     frames, _, indices = anatomy_slices("lung2", 3)
     image = frames[int(indices[1])]
-    fast, slow = medsam2._image_features(image), reference._image_features(image)
-    for got, expected in zip([fast["image_embed"], *fast["high_res_feats"]], [slow["image_embed"], *slow["high_res_feats"]]):
-        assert got.shape == expected.shape
-        relative = float((got.float() - expected).norm() / expected.norm())
-        assert relative < 0.05
+    for fast_model, slow_model in ((medsam2.model, reference.model), (medsam2.agent_turns.model, reference.agent_turns.model)):
+        tensor = _to_model_input(image, slow_model.image_size, torch.device("cpu"))[None]
+        with torch.inference_mode():
+            fast, slow = fast_model.forward_image(tensor)["backbone_fpn"], slow_model.forward_image(tensor)["backbone_fpn"]
+        for got, expected in zip(fast, slow):
+            assert got.shape == expected.shape
+            relative = float((got.float() - expected).norm() / expected.norm())
+            assert relative < 0.05
 
 
 def test_without_openvino_the_command_line_falls_back_to_pytorch(tmp_path, litemedsam_torch):
