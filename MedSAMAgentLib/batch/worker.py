@@ -63,7 +63,7 @@ class RowWorker:
                 result.error = "written by an earlier attempt whose worker was lost"
             else:
                 self._segment(job, result, started)
-            print(f"{result.status} in {time.perf_counter() - started:.1f} s {result.error}", file=sys.stderr)
+            print(f"{result.status} in {time.perf_counter() - started:.1f} s" + (f": {result.error}" if result.error else ""), file=sys.stderr)
         result.seconds = time.perf_counter() - started
         return result
 

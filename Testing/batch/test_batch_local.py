@@ -1,0 +1,101 @@
+"""`medsam-agent batch` on this machine: every row's output equals `segment`'s for the same
+options, bad rows are reported and the others written, and a second run skips every
+finished row. Real volumes, the real engine with LiteMedSAM, a real worker process."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from MedSAMAgentLib import cli
+from MedSAMAgentLib.batch.manifest import read_manifest
+from MedSAMAgentLib.cli.batch import EXIT_SOME_ROWS_FAILED
+from MedSAMAgentLib.errors import InputImageError
+from Testing.fixtures.cohort import AGENT_OPTIONS, assert_bad_rows_reported, assert_same_outputs, no_partial_files, read_results
+
+
+def test_rows_equal_segment_bad_rows_are_reported_and_a_second_run_skips_what_is_done(cohort, tmp_path, capsys):
+    folder = tmp_path / "out"
+    assert cli.main(["batch", str(cohort.manifest), "-o", str(folder), *AGENT_OPTIONS]) == EXIT_SOME_ROWS_FAILED
+    errors = capsys.readouterr().err
+    assert "error: row 6" in errors and "error: row 7" in errors and "5 done, 0 skipped, 2 failed" in errors
+    results = read_results(folder)
+    assert [results[name]["status"] for name in cohort.good_outputs] == ["done"] * 5
+    assert all(int(results[name]["voxels"]) > 0 and float(results[name]["ml"]) > 0 for name in cohort.good_outputs)
+    assert_bad_rows_reported(results, folder)
+    assert_same_outputs(cohort, folder)
+    assert (folder / "records" / "phantom_right_kidney_seg_nrrd" / "trajectory.json").is_file()
+    assert no_partial_files(folder) == []
+
+    written = {name: (folder / name).stat().st_mtime_ns for name in cohort.good_outputs}
+    assert cli.main(["batch", str(cohort.manifest), "-o", str(folder), *AGENT_OPTIONS]) == EXIT_SOME_ROWS_FAILED
+    assert "0 done, 5 skipped, 2 failed" in capsys.readouterr().err
+    again = read_results(folder)
+    assert [again[name]["status"] for name in cohort.good_outputs] == ["skipped"] * 5
+    assert [again[name]["voxels"] for name in cohort.good_outputs] == [results[name]["voxels"] for name in cohort.good_outputs]
+    assert {name: (folder / name).stat().st_mtime_ns for name in cohort.good_outputs} == written
+
+
+def test_overwrite_runs_finished_rows_again(phantom_manifest, tmp_path):
+    folder = tmp_path / "out"
+    assert cli.main(["batch", str(phantom_manifest), "-o", str(folder)]) == 0
+    assert cli.main(["batch", str(phantom_manifest), "-o", str(folder), "--overwrite"]) == 0
+    assert read_results(folder)["kidney.nrrd"]["status"] == "done"
+
+
+@pytest.fixture
+def phantom_manifest(tmp_path):
+    """One quick box row on the phantom's right kidney (three slices)."""
+    from MedSAMAgentLib.io.writers import write_volume
+    from MedSAMAgentLib.phantom import abdominal_phantom
+
+    write_volume(abdominal_phantom()[0], tmp_path / "ct.nrrd")
+    manifest = tmp_path / "one.json"
+    manifest.write_text(json.dumps([{"image": "ct.nrrd", "slice": 17, "box": "39 95 72 124", "range": "16 18", "output": "kidney.nrrd"}]))
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [
+        ([{"image": "a.nrrd", "boxes": "1 2 3 4"}], "unknown column 'boxes'"),
+        ([], "has no rows"),
+    ],
+)
+def test_a_manifest_that_cannot_mean_anything_is_refused_as_a_whole(tmp_path, rows, reason):
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, sorted({key for row in rows for key in row}) or ["image"])
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(InputImageError, match=reason):
+        read_manifest(manifest)
+
+
+def test_rows_that_cannot_run_are_refused_before_any_model_loads(phantom_manifest, tmp_path, capsys):
+    """Bad rows, each with its own line, and no worker started: the run takes no model."""
+    manifest = tmp_path / "bad.csv"
+    manifest.write_text(
+        "image,slice,box,points,range,output\n"
+        "ct.nrrd,17,39 95 72,,,short_box.nrrd\n"
+        "ct.nrrd,17,39 95 72 124,40 100 maybe,,bad_point.nrrd\n"
+        "ct.nrrd,99,39 95 72 124,,,bad_slice.nrrd\n"
+        "ct.nrrd,17,39 95 72 124,,16 18,../outside.nrrd\n"
+        "ct.nrrd,17,39 95 72 124,,16 18,twice.nrrd\n"
+        "ct.nrrd,17,39 95 72 124,,16 18,twice.nrrd\n"
+        "ct.nrrd,,,,,no_prompt.nrrd\n"
+        "truncated.nrrd,17,39 95 72 124,,16 18,truncated_out.nrrd\n"
+    )
+    (tmp_path / "truncated.nrrd").write_bytes((tmp_path / "ct.nrrd").read_bytes()[:5000])
+    folder = tmp_path / "out"
+    assert cli.main(["batch", str(manifest), "-o", str(folder), "--workers", "2"]) == EXIT_SOME_ROWS_FAILED
+    with open(folder / "results.csv", newline="") as handle:
+        results = {int(line["row"]): line for line in csv.DictReader(handle)}
+    errors = capsys.readouterr().err
+    assert [results[row]["status"] for row in range(1, 9)] == ["failed"] * 4 + ["done"] + ["failed"] * 3
+    for row, reason in [(1, "expected 4 arguments"), (2, "pos or neg"), (3, "99"), (4, "outside the output folder"),
+                        (6, "row 5 writes twice.nrrd too"), (7, "key slice"), (8, "is truncated")]:
+        assert reason in results[row]["error"] and f"error: row {row} " in errors, (row, results[row])
+    assert sorted(path.name for path in folder.iterdir()) == ["logs", "results.csv", "twice.nrrd"]
