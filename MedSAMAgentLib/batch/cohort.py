@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ..errors import MedSAMAgentError, OutputError
 from ..targets import folder_name
-from .manifest import RECORDS_FOLDER, ManifestRow, output_name, read_manifest, segment_arguments
+from .manifest import RECORDS_FOLDER, ManifestRow, SharedOptions, output_name, read_manifest, segment_arguments
 from .results import FAILED, SKIPPED, ResultsFile, RowResult, earlier_segments, one_line
 from .scheduler import run_rows
 from .worker import RowJob, outputs_complete
@@ -39,7 +39,7 @@ class RowChecks:
     """What the checks of one batch have seen so far: the outputs claimed by earlier rows."""
 
     options: argparse.Namespace
-    shared: tuple[str, ...]
+    shared: SharedOptions
     earlier: dict
     claimed: dict[Path, int]
 
@@ -72,9 +72,9 @@ class RowChecks:
         return RowJob(row.number, row.image, name, args, folder / LOGS_FOLDER / f"row{row.number:04d}.log")
 
 
-def run_batch(options: argparse.Namespace, shared: tuple[str, ...], events: BatchEvents) -> ResultsFile:
+def run_batch(options: argparse.Namespace, shared: SharedOptions, events: BatchEvents) -> ResultsFile:
     """Run the manifest `options.manifest` into `options.output_dir`; `shared`: the names of
-    `segment`'s options that the batch's options give every row."""
+    `segment`'s options that the batch's options give the rows."""
     folder = Path(options.output_dir).resolve()
     if not folder.parent.is_dir():
         raise OutputError(f"folder {folder.parent} does not exist")

@@ -105,11 +105,20 @@ def segment_argv(row: ManifestRow, output: Path, record_folder: Path) -> list[st
     return argv
 
 
+@dataclass(frozen=True)
+class SharedOptions:
+    """The names of `segment`'s options that the batch's options give the rows: every row
+    (models, server), and the rows with a target (the agent's)."""
+
+    every_row: tuple[str, ...]
+    target_rows: tuple[str, ...]
+
+
 def segment_arguments(row: ManifestRow, output: Path, record_folder: Path, options: argparse.Namespace,
-                      shared: tuple[str, ...]) -> argparse.Namespace:
+                      shared: SharedOptions) -> argparse.Namespace:
     """`segment`'s options for the row: its columns parsed by `segment`'s own parser, then the
-    batch's `shared` options (models, agent, server), the row's `segmenter` column winning.
-    A target row without a slice lets the agent find it when the batch says `--find-slice`."""
+    batch's `shared` options, the row's `segmenter` column winning. A target row without a
+    slice lets the agent find it when the batch says `--find-slice`."""
     from ..cli import segment
 
     parser = argparse.ArgumentParser(prog="manifest row", add_help=False)
@@ -121,7 +130,7 @@ def segment_arguments(row: ManifestRow, output: Path, record_folder: Path, optio
     except SystemExit:  # argparse has said why on stderr: keep its last line, which names the option
         reason = messages.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
         raise PromptError(reason) from None
-    for name in shared:
+    for name in shared.every_row + (shared.target_rows if args.target else ()):
         if name == "segmenter" and args.segmenter:
             continue
         setattr(args, name, getattr(options, name))

@@ -35,12 +35,17 @@ def add_parser(commands) -> argparse.ArgumentParser:
     return batch
 
 
-def shared_options() -> tuple[str, ...]:
-    """The names of `segment`'s options that the batch's options give every row."""
-    parser = argparse.ArgumentParser(add_help=False)
-    add_model_options(parser)
-    add_agent_options(parser)
-    return (*(action.dest for action in parser._actions), "server", "all_components", "recheck")
+def shared_options():
+    """The names of `segment`'s options that the batch's options give the rows."""
+    from ..batch.manifest import SharedOptions
+
+    def names(add_options) -> tuple[str, ...]:
+        parser = argparse.ArgumentParser(add_help=False)
+        add_options(parser)
+        return tuple(action.dest for action in parser._actions)
+
+    return SharedOptions(every_row=(*names(add_model_options), "server", "all_components"),
+                         target_rows=(*names(add_agent_options), "recheck"))
 
 
 def run(args: argparse.Namespace) -> int:

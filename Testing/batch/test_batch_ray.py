@@ -1,0 +1,63 @@
+"""`medsam-agent batch --ray`: a local Ray cluster of two cores (started and stopped by the
+test session) runs the cohort on two actors, each holding the in-process engine; the
+outputs are `segment`'s, voxel for voxel. A worker killed in the middle of a row has its
+row run again on another actor: nothing is lost, nothing is written twice."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+from MedSAMAgentLib import cli
+from MedSAMAgentLib.cli.batch import EXIT_SOME_ROWS_FAILED
+from Testing.fixtures.cohort import AGENT_OPTIONS, assert_bad_rows_reported, assert_same_outputs, no_partial_files, read_results
+
+RAY_OPTIONS = ["--ray", "auto", "--cores-per-worker", "1"]
+
+
+def test_two_ray_actors_write_what_segment_writes(cohort, ray_cluster, tmp_path):
+    folder = tmp_path / "out"
+    assert cli.main(["batch", str(cohort.manifest), "-o", str(folder), *RAY_OPTIONS, *AGENT_OPTIONS]) == EXIT_SOME_ROWS_FAILED
+    results = read_results(folder)
+    assert [results[name]["status"] for name in cohort.good_outputs] == ["done"] * 5
+    assert len({results[name]["worker"] for name in cohort.good_outputs}) == 2, "both actors took rows"
+    assert_bad_rows_reported(results, folder)
+    assert_same_outputs(cohort, folder)
+
+
+def test_a_killed_actor_has_its_row_run_again_elsewhere_and_nothing_is_written_twice(cohort, ray_cluster, tmp_path):
+    folder = tmp_path / "out"
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_first_worker_in_the_middle_of_its_row, args=(folder / "logs", killed), daemon=True)
+    killer.start()
+    assert cli.main(["batch", str(cohort.manifest), "-o", str(folder), *RAY_OPTIONS, *AGENT_OPTIONS]) == EXIT_SOME_ROWS_FAILED
+    killer.join(timeout=5)
+    assert killed, "no worker was killed"
+    results = read_results(folder)
+    assert [results[name]["status"] for name in cohort.good_outputs] == ["done"] * 5
+    assert_bad_rows_reported(results, folder)
+    assert_same_outputs(cohort, folder)
+    logs = {path.name: path.read_text() for path in (folder / "logs").iterdir()}
+    retried = [name for name, text in logs.items() if "attempt 2" in text]
+    assert len(retried) == 1 and f"pid {killed[0]}" in logs[retried[0]].split("attempt 2")[0]
+    assert all(text.count("wrote ") == 1 for text in logs.values()), "each row's output written exactly once"
+    assert no_partial_files(folder) == []
+
+
+def kill_first_worker_in_the_middle_of_its_row(logs: Path, killed: list[int], timeout: float = 120) -> None:
+    """Wait for the first row to start on an actor, give it a second to be well into its
+    work (loading its models, encoding slices), and kill that actor's process outright."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = sorted(logs.glob("row*.log")) if logs.is_dir() else []
+        if started:
+            pid = int(re.search(r"pid (\d+)", started[0].read_text()).group(1))
+            time.sleep(1.0)
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        time.sleep(0.05)
