@@ -51,6 +51,11 @@ def one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def first_sentence(text: str) -> str:
+    """The gist of a long message (a lost Ray actor's runs to a paragraph)."""
+    return text.split(". ", 1)[0].rstrip(".")
+
+
 def earlier_segments(folder: Path) -> dict[str, list[WrittenSegment]]:
     """The segments an earlier run wrote, by output name (from its results.csv, if any)."""
     path = Path(folder) / RESULTS_FILE

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Protocol
 
-from .results import FAILED, RowResult, one_line
+from .results import FAILED, RowResult, first_sentence, one_line
 from .worker import RowJob
 
 MAX_ATTEMPTS = 3
@@ -45,10 +45,11 @@ def run_rows(jobs: list[RowJob], start_worker: Callable[[], Worker], count: int,
                     on_result(future.result())
                     continue
                 worker.close()
-                on_lost(job, one_line(error))
+                why = first_sentence(one_line(error))
+                on_lost(job, why)
                 if job.attempt >= MAX_ATTEMPTS:
                     on_result(RowResult(job.row, job.image, job.output, FAILED,
-                                        error=f"its worker was lost {job.attempt} times; last: {one_line(error)}"))
+                                        error=f"its worker was lost {job.attempt} times; last: {why}"))
                 else:
                     pending.appendleft(job.retried())
                 idle.append(start_worker())
