@@ -16,7 +16,7 @@ from ..cli.segment_job import WrittenSegment
 from ..io.atomic import replaced_atomically
 
 RESULTS_FILE = "results.csv"
-FIELDS = ("row", "image", "output", "status", "seconds", "segments", "voxels", "ml", "worker", "error")
+FIELDS = ("row", "image", "output", "status", "seconds", "segments", "voxels", "ml", "worker", "worker_peak_mb", "error")
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 
@@ -29,6 +29,7 @@ class RowResult:
     seconds: float = 0.0
     segments: list[WrittenSegment] = field(default_factory=list)
     worker: str = ""
+    worker_peak_mb: float = 0.0  # the worker process's peak resident memory once this row was done
     error: str = ""
 
     def line(self) -> dict[str, str]:
@@ -42,6 +43,7 @@ class RowResult:
             "voxels": ";".join(str(segment.voxels) for segment in self.segments),
             "ml": ";".join(f"{segment.millilitres:.2f}" for segment in self.segments),
             "worker": self.worker,
+            "worker_peak_mb": f"{self.worker_peak_mb:.0f}" if self.worker_peak_mb else "",
             "error": " ".join(self.error.split()),  # one line, whatever the error said
         }
 

@@ -42,6 +42,17 @@ def outputs_complete(args: argparse.Namespace) -> bool:
     return all(path.is_file() for path in output_paths(Path(args.output), len(parse_targets(args.target)) > 1))
 
 
+def peak_resident_mb() -> float:
+    """This process's peak resident memory (Linux counts it in KiB, macOS in bytes; Windows
+    has no `resource`: 0, left blank in the results)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
 class RowWorker:
     """Runs rows on one engine made from the batch's options (`--server`: the server's)."""
 
@@ -65,6 +76,7 @@ class RowWorker:
                 self._segment(job, result, started)
             print(f"{result.status} in {time.perf_counter() - started:.1f} s" + (f": {result.error}" if result.error else ""), file=sys.stderr)
         result.seconds = time.perf_counter() - started
+        result.worker_peak_mb = peak_resident_mb()
         return result
 
     def _segment(self, job: RowJob, result: RowResult, started: float) -> None:

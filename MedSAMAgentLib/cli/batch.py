@@ -13,6 +13,7 @@ from pathlib import Path
 from .options import SERVER_KEY_ENV, add_agent_options, add_model_options, info
 
 EXIT_SOME_ROWS_FAILED = 3
+EXIT_INTERRUPTED = 130
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -53,8 +54,13 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.results import FAILED
 
     started = time.perf_counter()
-    with BatchProgress() as progress:
-        results = run_batch(args, shared_options(), progress)
+    try:
+        with BatchProgress() as progress:
+            results = run_batch(args, shared_options(), progress)
+    except KeyboardInterrupt:  # the rows done are whole and in results.csv; none is half-written
+        info(f"error: interrupted; the rows done are kept (see {args.output_dir / 'results.csv'}): run the same command again "
+             "to finish the rest")
+        return EXIT_INTERRUPTED
     counts = results.counts()
     minutes = (time.perf_counter() - started) / 60
     rate = f", {counts['done'] / minutes:.1f} rows/min" if counts["done"] else ""
