@@ -52,7 +52,8 @@ def run_rows(jobs: list[RowJob], start_worker: Callable[[], Worker], count: int,
                                         error=f"its worker was lost {job.attempt} times; last: {why}"))
                 else:
                     pending.appendleft(job.retried())
-                idle.append(start_worker())
+                if pending:
+                    idle.append(start_worker())
     finally:
         for worker in idle + [worker for worker, _ in running.values()]:
             worker.close()

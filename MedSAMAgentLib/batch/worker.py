@@ -57,8 +57,9 @@ class RowWorker:
     """Runs rows on one engine made from the batch's options (`--server`: the server's)."""
 
     def __init__(self, options: argparse.Namespace, uses_agent: bool):
-        from ..cli.options import engine_from_args
+        from ..cli.options import engine_from_args, use_models_folders
 
+        use_models_folders(options)  # --from, in this process too (a Ray actor does not inherit the driver's environment)
         self.engine = engine_from_args(options, with_agent=uses_agent)
         self.name = f"{socket.gethostname()} pid {os.getpid()}"
 

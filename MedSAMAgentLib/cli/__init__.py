@@ -1,4 +1,5 @@
-"""The `medsam-agent` command: segment a volume (here or on a server), evaluate, report
+"""The `medsam-agent` command: segment a volume (here or on a server), segment a cohort
+(`batch`: on local workers, the server or a Ray cluster), evaluate, report
 what the agent did, run the demo, serve the models to a department, manage the server's
 keys and store, list and fetch the weights (`models`), and diagnose the machine (`doctor`).
 

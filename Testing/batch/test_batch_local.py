@@ -1,11 +1,13 @@
 """`medsam-agent batch` on this machine: every row's output equals `segment`'s for the same
-options, bad rows are reported and the others written, and a second run skips every
-finished row. Real volumes, the real engine with LiteMedSAM, a real worker process."""
+options, bad rows are reported and the others written, a worker killed mid-row loses
+nothing, a second run skips every finished row and `--overwrite` runs it again. Real
+volumes, the real engine with LiteMedSAM, real worker processes."""
 
 from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import pytest
 
@@ -13,19 +15,36 @@ from MedSAMAgentLib import cli
 from MedSAMAgentLib.batch.manifest import read_manifest
 from MedSAMAgentLib.cli.batch import EXIT_SOME_ROWS_FAILED
 from MedSAMAgentLib.errors import InputImageError
-from Testing.fixtures.cohort import AGENT_OPTIONS, assert_bad_rows_reported, assert_same_outputs, no_partial_files, read_results
+from Testing.fixtures.cohort import (
+    AGENT_OPTIONS,
+    assert_bad_rows_reported,
+    assert_same_outputs,
+    assert_written_once,
+    kill_first_worker_in_the_middle_of_its_row,
+    no_partial_files,
+    read_results,
+)
 
 
 def test_rows_equal_segment_bad_rows_are_reported_and_a_second_run_skips_what_is_done(cohort, tmp_path, capsys):
+    """Two local workers, one of them killed in the middle of its first row: that row runs
+    again on a new worker, and every output is `segment`'s."""
     folder = tmp_path / "out"
-    assert cli.main(["batch", str(cohort.manifest), "-o", str(folder), *AGENT_OPTIONS]) == EXIT_SOME_ROWS_FAILED
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_first_worker_in_the_middle_of_its_row, args=(folder / "logs", killed), daemon=True)
+    killer.start()
+    assert cli.main(["batch", str(cohort.manifest), "-o", str(folder), "--workers", "2", *AGENT_OPTIONS]) == EXIT_SOME_ROWS_FAILED
+    killer.join(timeout=5)
     errors = capsys.readouterr().err
     assert "error: row 6" in errors and "error: row 7" in errors and "5 done, 0 skipped, 2 failed" in errors
+    assert killed and "the worker running row" in errors
     results = read_results(folder)
     assert [results[name]["status"] for name in cohort.good_outputs] == ["done"] * 5
     assert all(int(results[name]["voxels"]) > 0 and float(results[name]["ml"]) > 0 for name in cohort.good_outputs)
+    assert all(float(results[name]["worker_peak_mb"]) > 100 for name in cohort.good_outputs)
     assert_bad_rows_reported(results, folder)
     assert_same_outputs(cohort, folder)
+    assert_written_once(folder, killed[0])
     assert (folder / "records" / "phantom_right_kidney_seg_nrrd" / "trajectory.json").is_file()
     assert no_partial_files(folder) == []
 
@@ -38,16 +57,9 @@ def test_rows_equal_segment_bad_rows_are_reported_and_a_second_run_skips_what_is
     assert {name: (folder / name).stat().st_mtime_ns for name in cohort.good_outputs} == written
 
 
-def test_overwrite_runs_finished_rows_again(phantom_manifest, tmp_path):
-    folder = tmp_path / "out"
-    assert cli.main(["batch", str(phantom_manifest), "-o", str(folder)]) == 0
-    assert cli.main(["batch", str(phantom_manifest), "-o", str(folder), "--overwrite"]) == 0
-    assert read_results(folder)["kidney.nrrd"]["status"] == "done"
-
-
 @pytest.fixture
 def phantom_manifest(tmp_path):
-    """One quick box row on the phantom's right kidney (three slices)."""
+    """The phantom, and one quick box row on its right kidney (three slices)."""
     from MedSAMAgentLib.io.writers import write_volume
     from MedSAMAgentLib.phantom import abdominal_phantom
 
@@ -99,3 +111,9 @@ def test_rows_that_cannot_run_are_refused_before_any_model_loads(phantom_manifes
                         (6, "row 5 writes twice.nrrd too"), (7, "key slice"), (8, "is truncated")]:
         assert reason in results[row]["error"] and f"error: row {row} " in errors, (row, results[row])
     assert sorted(path.name for path in folder.iterdir()) == ["logs", "results.csv", "twice.nrrd"]
+
+    written = (folder / "twice.nrrd").stat().st_mtime_ns
+    assert cli.main(["batch", str(manifest), "-o", str(folder), "--overwrite"]) == EXIT_SOME_ROWS_FAILED
+    with open(folder / "results.csv", newline="") as handle:
+        assert [line["status"] for line in csv.DictReader(handle)][4] == "done"
+    assert (folder / "twice.nrrd").stat().st_mtime_ns != written, "--overwrite runs a finished row again"

@@ -5,16 +5,19 @@ row run again on another actor: nothing is lost, nothing is written twice."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import threading
-import time
-from pathlib import Path
 
 from MedSAMAgentLib import cli
 from MedSAMAgentLib.cli.batch import EXIT_SOME_ROWS_FAILED
-from Testing.fixtures.cohort import AGENT_OPTIONS, assert_bad_rows_reported, assert_same_outputs, no_partial_files, read_results
+from Testing.fixtures.cohort import (
+    AGENT_OPTIONS,
+    assert_bad_rows_reported,
+    assert_same_outputs,
+    assert_written_once,
+    kill_first_worker_in_the_middle_of_its_row,
+    no_partial_files,
+    read_results,
+)
 
 RAY_OPTIONS = ["--ray", "auto", "--cores-per-worker", "1"]
 
@@ -41,24 +44,5 @@ def test_a_killed_actor_has_its_row_run_again_elsewhere_and_nothing_is_written_t
     assert [results[name]["status"] for name in cohort.good_outputs] == ["done"] * 5
     assert_bad_rows_reported(results, folder)
     assert_same_outputs(cohort, folder)
-    logs = {path.name: path.read_text() for path in (folder / "logs").iterdir()}
-    retried = [name for name, text in logs.items() if "attempt 2" in text]
-    assert len(retried) == 1 and f"pid {killed[0]}" in logs[retried[0]].split("attempt 2")[0]
-    writes = {name: len(re.findall(r"^wrote /.*: \d+ voxels", text, re.MULTILINE)) for name, text in logs.items()}
-    assert set(writes.values()) == {1}, f"each row's output is written exactly once: {writes}"
+    assert_written_once(folder, killed[0])
     assert no_partial_files(folder) == []
-
-
-def kill_first_worker_in_the_middle_of_its_row(logs: Path, killed: list[int], timeout: float = 120) -> None:
-    """Wait for the first row to start on an actor, give it a second to be well into its
-    work (loading its models, encoding slices), and kill that actor's process outright."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        started = sorted(logs.glob("row*.log")) if logs.is_dir() else []
-        if started:
-            pid = int(re.search(r"pid (\d+)", started[0].read_text()).group(1))
-            time.sleep(1.0)
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-            return
-        time.sleep(0.05)
