@@ -58,15 +58,13 @@ def test_rows_equal_segment_bad_rows_are_reported_and_a_second_run_skips_what_is
 
 
 @pytest.fixture
-def phantom_manifest(tmp_path):
-    """The phantom, and one quick box row on its right kidney (three slices)."""
+def phantom_ct(tmp_path):
+    """The phantom as ct.nrrd in `tmp_path`."""
     from MedSAMAgentLib.io.writers import write_volume
     from MedSAMAgentLib.phantom import abdominal_phantom
 
     write_volume(abdominal_phantom()[0], tmp_path / "ct.nrrd")
-    manifest = tmp_path / "one.json"
-    manifest.write_text(json.dumps([{"image": "ct.nrrd", "slice": 17, "box": "39 95 72 124", "range": "16 18", "output": "kidney.nrrd"}]))
-    return manifest
+    return tmp_path / "ct.nrrd"
 
 
 @pytest.mark.parametrize(
@@ -86,21 +84,23 @@ def test_a_manifest_that_cannot_mean_anything_is_refused_as_a_whole(tmp_path, ro
         read_manifest(manifest)
 
 
-def test_rows_that_cannot_run_are_refused_before_any_model_loads(phantom_manifest, tmp_path, capsys):
-    """Bad rows, each with its own line, and no worker started: the run takes no model."""
-    manifest = tmp_path / "bad.csv"
-    manifest.write_text(
-        "image,slice,box,points,range,output\n"
-        "ct.nrrd,17,39 95 72,,,short_box.nrrd\n"
-        "ct.nrrd,17,39 95 72 124,40 100 maybe,,bad_point.nrrd\n"
-        "ct.nrrd,99,39 95 72 124,,,bad_slice.nrrd\n"
-        "ct.nrrd,17,39 95 72 124,,16 18,../outside.nrrd\n"
-        "ct.nrrd,17,39 95 72 124,,16 18,twice.nrrd\n"
-        "ct.nrrd,17,39 95 72 124,,16 18,twice.nrrd\n"
-        "ct.nrrd,,,,,no_prompt.nrrd\n"
-        "truncated.nrrd,17,39 95 72 124,,16 18,truncated_out.nrrd\n"
-    )
-    (tmp_path / "truncated.nrrd").write_bytes((tmp_path / "ct.nrrd").read_bytes()[:5000])
+def test_rows_that_cannot_run_are_refused_before_any_model_loads(phantom_ct, tmp_path, capsys):
+    """Bad rows of a JSON manifest, each refused with its own line before any model loads;
+    the good row runs, and runs again with --overwrite."""
+    box, kidney = "39 95 72 124", {"image": "ct.nrrd", "slice": 17, "range": "16 18"}
+    rows = [
+        {**kidney, "box": "39 95 72", "output": "short_box.nrrd"},
+        {**kidney, "box": box, "points": "40 100 maybe", "output": "bad_point.nrrd"},
+        {**kidney, "slice": 99, "box": box, "output": "bad_slice.nrrd"},
+        {**kidney, "box": box, "output": "../outside.nrrd"},
+        {**kidney, "box": box, "output": "twice.nrrd"},
+        {**kidney, "box": box, "output": "twice.nrrd"},
+        {"image": "ct.nrrd", "output": "no_prompt.nrrd"},
+        {**kidney, "image": "truncated.nrrd", "box": box, "output": "truncated_out.nrrd"},
+    ]
+    manifest = tmp_path / "rows.json"
+    manifest.write_text(json.dumps(rows))
+    (tmp_path / "truncated.nrrd").write_bytes(phantom_ct.read_bytes()[:5000])
     folder = tmp_path / "out"
     assert cli.main(["batch", str(manifest), "-o", str(folder), "--workers", "2"]) == EXIT_SOME_ROWS_FAILED
     with open(folder / "results.csv", newline="") as handle:
