@@ -1,7 +1,9 @@
 """Throughput of `medsam-agent batch` on this machine: rows per minute with one local
 worker, two local workers and Ray with two actors (a local Ray cluster started here), and
 Ray's overhead per row against the local loop of the same shape (one worker with all the
-cores against one actor with all the cores), with each worker's peak memory. All settings
+cores against one actor with all the cores): in all, and outside the rows themselves (the
+wall time the workers spend on no row: their start, handing rows over, results back), with
+each worker's peak memory. All settings
 run in one run of this script, on the same rows, so the ratios compare like with like.
 
 The rows are box rows on the generated abdominal phantom (LiteMedSAM, the default
@@ -77,8 +79,10 @@ def run_setting(manifest: Path, output: Path, options: list[str]) -> dict:
     peaks: dict[str, float] = {}
     for line in lines:
         peaks[line["worker"]] = max(peaks.get(line["worker"], 0.0), float(line["worker_peak_mb"] or 0))
+    in_rows = sum(float(line["seconds"]) for line in lines)
     return {"where": timing.where, "rows": len(lines), "seconds": seconds, "rows_per_minute": len(lines) / seconds * 60,
-            "row_seconds": sum(float(line["seconds"]) for line in lines) / len(lines), "peak_mb_per_worker": sorted(peaks.values())}
+            "row_seconds": in_rows / len(lines), "outside_rows_per_row": (seconds * len(peaks) - in_rows) / len(lines),
+            "peak_mb_per_worker": sorted(peaks.values())}
 
 
 def main() -> None:
@@ -109,17 +113,21 @@ def main() -> None:
                 figures[name] = run_setting(manifest, folder / name.replace(",", "").replace(" ", "_"), setting)
                 found = figures[name]
                 print(f"{name:18s} {found['rows_per_minute']:6.1f} rows/min  {found['seconds']:6.1f} s  "
-                      f"{found['row_seconds']:5.2f} s per row in its worker  peak MB per worker {found['peak_mb_per_worker']}")
+                      f"{found['row_seconds']:5.2f} s per row in its worker (models loaded in the first), "
+                      f"{found['outside_rows_per_row']:5.2f} s per row outside  peak MB per worker {found['peak_mb_per_worker']}")
         finally:
             ray.shutdown()
     local, on_ray = figures["local, 1 worker"], figures["Ray, 1 actor"]
     overhead = (on_ray["seconds"] - local["seconds"]) / options.rows
+    handing = on_ray["outside_rows_per_row"] - local["outside_rows_per_row"]
     print(f"2 local workers against 1: x{figures['local, 2 workers']['rows_per_minute'] / local['rows_per_minute']:.2f}; "
           f"Ray 2 actors against 2 local workers: x{figures['Ray, 2 actors']['rows_per_minute'] / figures['local, 2 workers']['rows_per_minute']:.2f}")
     print(f"Ray's overhead per row against the local loop (1 actor against 1 worker, all cores): {overhead:+.2f} s "
-          f"({overhead / (local['seconds'] / options.rows) * 100:+.1f}% of a row)")
+          f"({overhead / (local['seconds'] / options.rows) * 100:+.1f}% of a row); of which outside the rows (starting the "
+          f"actor, handing rows over, results back): {handing:+.2f} s ({handing / (local['seconds'] / options.rows) * 100:+.1f}%)")
     if options.json:
-        options.json.write_text(json.dumps({"cpu": cpu_name(), "cores": cores, "settings": figures, "ray_overhead_s_per_row": overhead}, indent=2))
+        options.json.write_text(json.dumps({"cpu": cpu_name(), "cores": cores, "settings": figures, "ray_overhead_s_per_row": overhead,
+                                            "ray_outside_rows_s_per_row": handing}, indent=2))
 
 
 if __name__ == "__main__":

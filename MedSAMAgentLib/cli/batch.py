@@ -43,7 +43,7 @@ def shared_options():
     def names(add_options) -> tuple[str, ...]:
         parser = argparse.ArgumentParser(add_help=False)
         add_options(parser)
-        return tuple(action.dest for action in parser._actions)
+        return tuple(vars(parser.parse_args([])))
 
     return SharedOptions(every_row=(*names(add_model_options), "server", "all_components"),
                          target_rows=(*names(add_agent_options), "recheck"))
