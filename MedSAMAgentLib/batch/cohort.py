@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..cli.segment_job import WrittenSegment
 from ..errors import MedSAMAgentError, OutputError
 from ..targets import folder_name
 from .manifest import RECORDS_FOLDER, ManifestRow, SharedOptions, output_name, read_manifest, segment_arguments
@@ -40,7 +41,7 @@ class RowChecks:
 
     options: argparse.Namespace
     shared: SharedOptions
-    earlier: dict
+    earlier: dict[str, list[WrittenSegment]]  # the sizes an earlier run recorded, by output name
     claimed: dict[Path, int]
 
     def check(self, row: ManifestRow) -> RowJob | RowResult:
