@@ -80,6 +80,10 @@ def run_batch(options: argparse.Namespace, shared: SharedOptions, events: BatchE
     if not folder.parent.is_dir():
         raise OutputError(f"folder {folder.parent} does not exist")
     rows = read_manifest(options.manifest)
+    if options.ray:  # a cluster that cannot be joined is known before any row is read
+        from .ray_workers import connect
+
+        connect(options.ray)
     folder.mkdir(exist_ok=True)
     (folder / LOGS_FOLDER).mkdir(exist_ok=True)
     options.output_dir = folder
@@ -138,9 +142,8 @@ def _preflight(jobs: list[RowJob], options, uses_agent: bool, results: ResultsFi
 def _workers(options, uses_agent: bool):
     """(a function that starts one worker, how many, where they run)."""
     if options.ray:
-        from .ray_workers import RayWorker, actor_shape, connect
+        from .ray_workers import RayWorker, actor_shape
 
-        connect(options.ray)
         shape = actor_shape(options.cores_per_worker, options.workers)
         return (lambda: RayWorker(options, uses_agent, shape)), shape.count, shape.describe()
     from .local_workers import ProcessWorker, threads_per_worker
