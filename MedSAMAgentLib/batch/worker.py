@@ -63,9 +63,6 @@ class RowWorker:
         self.engine = engine_from_args(options, with_agent=uses_agent)
         self.name = f"{socket.gethostname()} pid {os.getpid()}"
 
-    def pid(self) -> int:
-        return os.getpid()
-
     def run(self, job: RowJob) -> RowResult:
         started = time.perf_counter()
         result = RowResult(job.row, job.image, job.output, DONE, worker=self.name)
