@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from MedSAMAgentLib import cli  # noqa: E402
-from MedSAMAgentLib.batch.cohort import run_batch  # noqa: E402
 from MedSAMAgentLib.cli.batch import shared_options  # noqa: E402
+from MedSAMAgentLib.cli.cohort.cohort import run_batch  # noqa: E402
 from MedSAMAgentLib.segmenters.runtimes.hardware import cpu_name, usable_cores  # noqa: E402
 
 KIDNEY_BOXES = [(17, "39 95 72 124"), (20, "122 97 153 126")]  # the phantom's right and left kidneys

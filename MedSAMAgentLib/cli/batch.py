@@ -1,5 +1,5 @@
 """`medsam-agent batch MANIFEST -o DIR`: a cohort, one `segment` per manifest row, on local
-worker processes, on the department server, or on a Ray cluster (`MedSAMAgentLib.batch`).
+worker processes, on the department server, or on a Ray cluster (`MedSAMAgentLib.cli.cohort`).
 Rows that fail stay in their line of `DIR/results.csv`; the exit status is
 `EXIT_SOME_ROWS_FAILED` when any row failed."""
 
@@ -38,7 +38,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def shared_options():
     """The names of `segment`'s options that the batch's options give the rows."""
-    from ..batch.manifest import SharedOptions
+    from .cohort.manifest import SharedOptions
 
     def names(add_options) -> tuple[str, ...]:
         parser = argparse.ArgumentParser(add_help=False)
@@ -50,8 +50,8 @@ def shared_options():
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch.cohort import run_batch
-    from ..batch.results import FAILED
+    from .cohort.cohort import run_batch
+    from .cohort.results import FAILED
 
     started = time.perf_counter()
     try:

@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from MedSAMAgentLib import cli
-from MedSAMAgentLib.batch.manifest import read_manifest
 from MedSAMAgentLib.cli.batch import EXIT_SOME_ROWS_FAILED
+from MedSAMAgentLib.cli.cohort.manifest import read_manifest
 from MedSAMAgentLib.errors import InputImageError
 from Testing.fixtures.cohort import (
     AGENT_OPTIONS,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from MedSAMAgentLib import cli
-from MedSAMAgentLib.batch.manifest import ManifestRow, output_name, segment_arguments
 from MedSAMAgentLib.cli.batch import shared_options
+from MedSAMAgentLib.cli.cohort.manifest import ManifestRow, output_name, segment_arguments
 from MedSAMAgentLib.errors import PromptError
 
 FOLDER = Path("/data/cohort")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..cli.segment_job import WrittenSegment
-from ..errors import MedSAMAgentError, OutputError
-from ..targets import folder_name
+from ...errors import MedSAMAgentError, OutputError
+from ...targets import folder_name
+from ..segment_job import WrittenSegment
 from .manifest import RECORDS_FOLDER, ManifestRow, SharedOptions, output_name, read_manifest, segment_arguments
 from .results import FAILED, SKIPPED, ResultsFile, RowResult, earlier_segments, one_line
 from .scheduler import run_rows
@@ -46,7 +46,7 @@ class RowChecks:
 
     def check(self, row: ManifestRow) -> RowJob | RowResult:
         """The row ready to run, or why it will not (skipped, or refused with one line)."""
-        from ..cli.segment_job import check_options, load_requests
+        from ..segment_job import check_options, load_requests
 
         folder = Path(self.options.output_dir)
         name = output_name(row)
@@ -116,7 +116,7 @@ def run_batch(options: argparse.Namespace, shared: SharedOptions, events: BatchE
 def _preflight(jobs: list[RowJob], options, uses_agent: bool, results: ResultsFile, events: BatchEvents) -> list[RowJob]:
     """Refuse here, before any worker starts, the rows whose weights are not on this machine
     or that the server refuses (Ray's nodes check their own, in their actors)."""
-    from ..cli.options import engine_from_args
+    from ..options import engine_from_args
 
     engine = engine_from_args(options, with_agent=uses_agent)
     refusals: dict[tuple, str] = {}

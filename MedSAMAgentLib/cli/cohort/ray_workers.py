@@ -14,7 +14,7 @@ import argparse
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from ..errors import MedSAMAgentError
+from ...errors import MedSAMAgentError
 from .worker import RowJob, RowWorker
 
 

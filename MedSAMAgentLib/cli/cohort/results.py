@@ -12,8 +12,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cli.segment_job import WrittenSegment
-from ..io.atomic import replaced_atomically
+from ...io.atomic import replaced_atomically
+from ..segment_job import WrittenSegment
 
 RESULTS_FILE = "results.csv"
 FIELDS = ("row", "image", "output", "status", "seconds", "segments", "voxels", "ml", "worker", "worker_peak_mb", "error")

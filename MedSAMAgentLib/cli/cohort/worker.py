@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import MedSAMAgentError
+from ...errors import MedSAMAgentError
 from .results import DONE, FAILED, RowResult, one_line
 
 
@@ -36,8 +36,8 @@ class RowJob:
 def outputs_complete(args: argparse.Namespace) -> bool:
     """Whether every file the row writes is there (each is renamed into place only when
     complete, so being there means being whole)."""
-    from ..io.writers import output_paths
-    from ..targets import parse_targets
+    from ...io.writers import output_paths
+    from ...targets import parse_targets
 
     return all(path.is_file() for path in output_paths(Path(args.output), len(parse_targets(args.target)) > 1))
 
@@ -57,7 +57,7 @@ class RowWorker:
     """Runs rows on one engine made from the batch's options (`--server`: the server's)."""
 
     def __init__(self, options: argparse.Namespace, uses_agent: bool):
-        from ..cli.options import engine_from_args, use_models_folders
+        from ..options import engine_from_args, use_models_folders
 
         use_models_folders(options)  # --from, in this process too (a Ray actor does not inherit the driver's environment)
         self.engine = engine_from_args(options, with_agent=uses_agent)
@@ -78,7 +78,7 @@ class RowWorker:
         return result
 
     def _segment(self, job: RowJob, result: RowResult, started: float) -> None:
-        from ..cli.segment_job import check_options, load_requests, run_and_write
+        from ..segment_job import check_options, load_requests, run_and_write
 
         errors: list[str] = []
         try:

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputImageError, PromptError
+from ...errors import InputImageError, PromptError
 
 COLUMNS = ("image", "target", "description", "slice", "box", "points", "range", "axis", "window", "segmenter", "gt", "output")
 DEFAULT_OUTPUT_SUFFIX = ".seg.nrrd"
@@ -119,7 +119,7 @@ def segment_arguments(row: ManifestRow, output: Path, record_folder: Path, optio
     """`segment`'s options for the row: its columns parsed by `segment`'s own parser, then the
     batch's `shared` options, the row's `segmenter` column winning. A target row without a
     slice lets the agent find it when the batch says `--find-slice`."""
-    from ..cli import segment
+    from .. import segment
 
     parser = argparse.ArgumentParser(prog="manifest row", add_help=False)
     segment.add_parser(parser.add_subparsers(dest="command"))
