@@ -1,4 +1,5 @@
-"""The `medsam-agent` command: segment a volume (here or on a server), evaluate, report
+"""The `medsam-agent` command: segment a volume (here or on a server), segment a cohort
+(`batch`: on local workers, the server or a Ray cluster), evaluate, report
 what the agent did, run the demo, serve the models to a department, manage the server's
 keys and store, list and fetch the weights (`models`), and diagnose the machine (`doctor`).
 
@@ -16,7 +17,7 @@ import sys
 import warnings
 
 from ..errors import MedSAMAgentError
-from . import demo, evaluate, models, report, segment, serving
+from . import batch, demo, evaluate, models, report, segment, serving
 from .options import use_models_folders
 from .targets import EXIT_SOME_TARGETS_FAILED
 
@@ -24,6 +25,7 @@ EXIT_USER_ERROR = 2
 __all__ = ["EXIT_SOME_TARGETS_FAILED", "EXIT_USER_ERROR", "build_parser", "main"]
 RUNNERS = {
     "segment": segment.run,
+    "batch": batch.run,
     "eval": evaluate.run,
     "report": report.run,
     "demo": demo.run,
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     commands = parser.add_subparsers(dest="command", required=True)
     segment.add_parser(commands)
+    batch.add_parser(commands)
     evaluate.add_parser(commands)
     report.add_parser(commands)
     demo.add_parser(commands)

@@ -38,7 +38,9 @@ def cpu_name() -> str:
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """Cores this process may run on (its affinity mask where the platform has one), at most
+    `OMP_NUM_THREADS` when that is set: the share of the machine a batch worker or a Ray
+    actor was given, which PyTorch honours too."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(share)) if share.isdigit() and int(share) > 0 else cores

@@ -1,0 +1,154 @@
+"""A batch from its manifest to its results: every row checked before any model runs (bad
+rows reported at once, finished ones skipped), then the rest run on the workers the
+options choose (local processes, the department server, a Ray cluster), one engine
+interface throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ...errors import MedSAMAgentError, OutputError
+from ...targets import folder_name
+from ..segment_job import WrittenSegment
+from .manifest import RECORDS_FOLDER, ManifestRow, SharedOptions, output_name, read_manifest, segment_arguments
+from .results import FAILED, SKIPPED, ResultsFile, RowResult, earlier_segments, one_line
+from .scheduler import run_rows
+from .worker import RowJob, outputs_complete
+
+LOGS_FOLDER = "logs"  # each row's messages: logs/rowNNNN.log
+
+
+class BatchEvents(Protocol):
+    def checked(self, result: RowResult) -> None:
+        """A row that will not run: skipped, or refused by the checks."""
+
+    def running(self, rows: int, where: str) -> None:
+        """The checks are over: `rows` rows run on `where`."""
+
+    def finished(self, result: RowResult) -> None: ...
+
+    def lost(self, job: RowJob, why: str) -> None:
+        """A worker was lost while it held `job`; the row runs again elsewhere."""
+
+
+@dataclass
+class RowChecks:
+    """What the checks of one batch have seen so far: the outputs claimed by earlier rows."""
+
+    options: argparse.Namespace
+    shared: SharedOptions
+    earlier: dict[str, list[WrittenSegment]]  # the sizes an earlier run recorded, by output name
+    claimed: dict[Path, int]
+
+    def check(self, row: ManifestRow) -> RowJob | RowResult:
+        """The row ready to run, or why it will not (skipped, or refused with one line)."""
+        from ..segment_job import check_options, load_requests
+
+        folder = Path(self.options.output_dir)
+        name = output_name(row)
+        refused = RowResult(row.number, row.image, name, FAILED)
+        try:
+            output = (folder / name).resolve()
+            if folder not in output.parents:
+                raise OutputError(f"output {name} lies outside the output folder {folder}")
+            if output in self.claimed:
+                raise OutputError(f"row {self.claimed[output]} writes {name} too")
+            self.claimed[output] = row.number
+            output.parent.mkdir(parents=True, exist_ok=True)
+            args = segment_arguments(row, output, folder / RECORDS_FOLDER / folder_name(name), self.options, self.shared)
+            if outputs_complete(args) and not self.options.overwrite:
+                return RowResult(row.number, row.image, name, SKIPPED, segments=self.earlier.get(name, []))
+            # This row runs: its output is absent, or --overwrite asked to replace it (and its record).
+            args.overwrite = True
+            if args.save_trajectory:
+                args.save_trajectory.parent.mkdir(exist_ok=True)
+            load_requests(check_options(args), log=lambda message: None)
+        except MedSAMAgentError as error:
+            refused.error = one_line(error)
+            return refused
+        return RowJob(row.number, row.image, name, args, folder / LOGS_FOLDER / f"row{row.number:04d}.log")
+
+
+def run_batch(options: argparse.Namespace, shared: SharedOptions, events: BatchEvents) -> ResultsFile:
+    """Run the manifest `options.manifest` into `options.output_dir`; `shared`: the names of
+    `segment`'s options that the batch's options give the rows."""
+    folder = Path(options.output_dir).resolve()
+    if not folder.parent.is_dir():
+        raise OutputError(f"folder {folder.parent} does not exist")
+    rows = read_manifest(options.manifest)
+    if options.ray:  # a cluster that cannot be joined is known before any row is read
+        from .ray_workers import connect
+
+        connect(options.ray)
+    folder.mkdir(exist_ok=True)
+    (folder / LOGS_FOLDER).mkdir(exist_ok=True)
+    options.output_dir = folder
+    checks = RowChecks(options, shared, earlier_segments(folder), {})
+    results = ResultsFile(folder)
+    jobs = []
+    for row in rows:
+        checked = checks.check(row)
+        if isinstance(checked, RowJob):
+            jobs.append(checked)
+        else:
+            results.add(checked)
+            events.checked(checked)
+    uses_agent = any(job.args.target for job in jobs)
+    if jobs and not options.ray:
+        jobs = _preflight(jobs, options, uses_agent, results, events)
+    if jobs:
+        start_worker, count, where = _workers(options, uses_agent)
+        events.running(len(jobs), where)
+
+        def finished(result: RowResult) -> None:
+            results.add(result)
+            events.finished(result)
+
+        run_rows(jobs, start_worker, count, finished, events.lost)
+    results.finish()
+    return results
+
+
+def _preflight(jobs: list[RowJob], options, uses_agent: bool, results: ResultsFile, events: BatchEvents) -> list[RowJob]:
+    """Refuse here, before any worker starts, the rows whose weights are not on this machine
+    or that the server refuses (Ray's nodes check their own, in their actors)."""
+    from ..options import engine_from_args
+
+    engine = engine_from_args(options, with_agent=uses_agent)
+    refusals: dict[tuple, str] = {}
+    runnable = []
+    for job in jobs:
+        key = (job.args.segmenter, bool(job.args.target))
+        if key not in refusals:
+            try:
+                engine.preflight(*key)
+                refusals[key] = ""
+            except MedSAMAgentError as error:
+                refusals[key] = one_line(error)
+        if refusals[key]:
+            result = RowResult(job.row, job.image, job.output, FAILED, error=refusals[key])
+            results.add(result)
+            events.checked(result)
+        else:
+            runnable.append(job)
+    engine.close()
+    return runnable
+
+
+def _workers(options, uses_agent: bool):
+    """(a function that starts one worker, how many, where they run)."""
+    if options.ray:
+        from .ray_workers import RayWorker, actor_shape
+
+        shape = actor_shape(options.cores_per_worker, options.workers)
+        return (lambda: RayWorker(options, uses_agent, shape)), shape.count, shape.describe()
+    from .local_workers import ProcessWorker, threads_per_worker
+
+    workers = options.workers or 1
+    threads = threads_per_worker(workers)
+    where = f"the server {options.server}" if options.server else f"this machine ({threads} cores each)"
+    return (lambda: ProcessWorker(options, uses_agent, threads)), workers, f"{workers} local worker processes, on {where}"
