@@ -19,6 +19,8 @@ class DataFolder:
             return []
         found = []
         for path in sorted(self.root.rglob("*")):
+            if not path.resolve().is_relative_to(self.root):
+                continue  # a link leading out of the folder
             if path.is_file() and path.name.lower().endswith((*VOLUME_SUFFIXES, ".dcm")) and not path.name.lower().endswith(".seg.nrrd"):
                 found.append(path.relative_to(self.root).as_posix())
             elif path.is_dir() and any(child.is_file() for child in path.iterdir()):

@@ -31,8 +31,10 @@ def build_page(server, actions, layout_manager) -> VAppLayout:
 
 def _volume_controls(upload_trigger: str, actions) -> None:
     with html.Div(classes="d-flex ga-1 align-center"):
-        v.VSelect(label="Data folder", items=("volumes", []), v_model=("volume_choice", None), density="compact",
-                  hide_details=True, id="volume-choice", disabled=("volumes.length === 0",))
+        with html.Select(v_model=("volume_choice", None), id="volume-choice", disabled=("volumes.length === 0",),
+                         style="flex: 1; color: inherit; background: #333; padding: 4px;"):
+            html.Option("{{ volumes.length ? 'a volume in the data folder' : 'no data folder' }}", value="", disabled=True)
+            html.Option("{{ entry }}", v_for="entry in volumes", key="entry", value=("entry",))
         v.VBtn("Open", click=actions.open_chosen, id="open-volume", disabled=("!volume_choice || busy",), size="small")
     html.Input(
         type="file", id="upload", accept=UPLOAD_SUFFIXES, multiple=True, disabled=("busy",),
@@ -47,18 +49,19 @@ def _volume_controls(upload_trigger: str, actions) -> None:
         html.Span("Red slice")
         v.VSlider(v_model=("red_slice", 0), min=0, max=("red_slice_max", 0), step=1, hide_details=True, density="compact",
                   disabled=("!volume_name",))
-        html.Input(type="number", id="red-slice", v_model_number=("red_slice", 0), style="width: 56px; color: inherit;",
-                   disabled=("!volume_name",))
+        html.Input(type="number", id="red-slice", v_model=("red_slice", 0), style="width: 56px; color: inherit;",
+                   disabled=("!volume_name",), raw_attrs=[':data-shown="red_shown"'])
 
 
 def _prompt_controls(actions) -> None:
-    v.VTextarea(label="Targets (one per line; the agent places the prompts)", v_model=("targets", ""), rows=2, auto_grow=True,
-                hide_details=True, density="compact", id="targets")
+    v.VTextarea(label="Targets (one per line; the agent places the prompts)", v_model=("targets", ""), rows=2, no_resize=True,
+                hide_details=True, density="compact", id="targets", style="flex: none;")
     v.VTextField(label="Segment name (for a box)", v_model=("segment_name", ""), hide_details=True, density="compact",
-                 id="segment-name")
+                 id="segment-name", style="flex: none;")
     with html.Div(classes="d-flex ga-1 align-center"):
         v.VBtn("{{ drawing ? 'Drawing: drag on red' : 'Draw box' }}", click="drawing = !drawing", id="draw-box", size="small",
-               color=("drawing ? 'primary' : undefined",), disabled=("!volume_name",))
+               color=("drawing ? 'primary' : undefined",), disabled=("!volume_name",),
+               raw_attrs=[':data-drawing="drawing_on"'])
         v.VBtn("Clear box", click=actions.clear_box, size="small", disabled=("!box_text",))
     html.Div("{{ box_text || 'no box' }}", id="box", raw_attrs=[':data-serial="box_serial"'])
     html.Div(id="red-geometry", style="display: none;", raw_attrs=[':data-geometry="red_geometry"'])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import os
 import tempfile
@@ -18,8 +19,6 @@ from ..cli.options import SERVER_KEY_ENV
 from ..errors import Cancelled, MedSAMAgentError
 from .data_folder import DataFolder
 from .workspace import EngineSettings, Workspace
-
-LAYOUT = "Quad View"  # red, yellow, green and 3D
 
 
 class SessionActions:
@@ -36,7 +35,7 @@ class SessionActions:
         self.drawing = None
         self.state.update({
             "volumes": data.entries(), "volume_choice": None, "volume_name": "", "volume_serial": 0, "is_dicom": False,
-            "red_slice": 0, "red_slice_max": 0, "targets": "", "segment_name": "", "drawing": False,
+            "red_slice": 0, "red_slice_max": 0, "red_shown": -1, "targets": "", "segment_name": "", "drawing": False, "drawing_on": False,
             "box_text": "", "box_serial": 0, "red_geometry": "", "busy": False, "run_state": "idle", "run_serial": 0,
             "progress": 0, "progress_text": "", "summary": "", "segment_count": 0, "saved_name": "", "saved_path": "",
             "saved_serial": 0, "message": "", "message_kind": "", "message_serial": 0,
@@ -91,7 +90,7 @@ class SessionActions:
         count = self.workspace.slice_count(view)
         self.state.update({
             "volume_name": self.workspace.volume_name, "is_dicom": self.workspace.volume.dicom is not None,
-            "red_slice_max": count - 1, "red_slice": index, "box_text": "", "summary": "", "segment_count": 0,
+            "red_slice_max": count - 1, "red_slice": index, "red_shown": index, "box_text": "", "summary": "", "segment_count": 0,
             "saved_name": "", "saved_path": "", "run_state": "idle", "progress": 0, "progress_text": "",
         })
         self.state.volume_serial += 1
@@ -99,15 +98,17 @@ class SessionActions:
         self._publish_geometry()
 
     def _on_red_slice(self, red_slice, **_) -> None:
-        if self.workspace.volume_node is None or red_slice is None:
-            return
+        if self.workspace.volume_node is None or not str(red_slice).strip().lstrip("-").isdigit():
+            return  # nothing open, or a number still being typed
         self.workspace.show_slice(self.red_view, int(red_slice))
+        self.state.red_shown = self.workspace.key_slice_of(self.red_view)[1]
         self._publish_geometry()
 
     # -- the box -----------------------------------------------------------------------------
     def _on_drawing(self, drawing, **_) -> None:
         if self.drawing is not None:
             self.drawing.set_enabled(bool(drawing))
+            self.state.drawing_on = self.drawing.enabled  # what the red view does now, for the page to show
 
     def on_box(self, corners) -> None:
         with self.state:
@@ -126,7 +127,8 @@ class SessionActions:
         if self.red_view is None:
             return
         width, height = self.red_view.render_window().GetSize()
-        self.state.red_geometry = json.dumps({"xy_to_ras": self.drawing.xy_to_ras().tolist(), "size": [width, height]})
+        with self.state:
+            self.state.red_geometry = json.dumps({"xy_to_ras": self.drawing.xy_to_ras().tolist(), "size": [width, height]})
 
     # -- runs --------------------------------------------------------------------------------
     async def segment(self) -> None:
@@ -203,6 +205,19 @@ class SessionActions:
         return self.server.protocol.addAttachment(Path(self.state.saved_path).read_bytes())
 
 
+FOUR_VIEWS = "red yellow / green 3D"
+
+
+def four_views() -> dict:
+    """Red and yellow above green and 3D, red first in the page (where the box is drawn)."""
+    from trame_slicer.views import Layout, LayoutDirection
+    from trame_slicer.views import ViewLayoutDefinition as Views
+
+    rows = [Layout(LayoutDirection.Horizontal, pair) for pair in ([Views.axial_view(), Views.sagittal_view()],
+                                                                  [Views.coronal_view(), Views.threed_view()])]
+    return {FOUR_VIEWS: Layout(LayoutDirection.Vertical, rows)}
+
+
 def build_session(server, options: argparse.Namespace) -> SessionActions:
     from trame_slicer import module as trame_slicer_module
     from trame_slicer.core import LayoutManager, SlicerApp
@@ -215,16 +230,24 @@ def build_session(server, options: argparse.Namespace) -> SessionActions:
     slicer_app = SlicerApp()
     register_rca_factories(slicer_app.view_manager, server)
     layout_manager = LayoutManager(slicer_app.scene, slicer_app.view_manager, server)
-    layout_manager.register_layout_dict(LayoutManager.default_grid_configuration())
-    layout_manager.set_layout(LAYOUT)
+    layout_manager.register_layout_dict(four_views())
+    layout_manager.set_layout(FOUR_VIEWS)
     engine = EngineSettings(segmenter=options.segmenter, device=options.device, runtime=options.runtime, server_url=options.server,
                             server_key=os.environ.get(SERVER_KEY_ENV) or None)
     actions = SessionActions(server, slicer_app, Workspace(slicer_app, engine), DataFolder(options.data), options.output)
-    red_view = slicer_app.view_manager.get_view("vtkMRMLSliceNodeRed")
+    red_view = slicer_app.view_manager.get_view("Red")
     actions.attach_red_view(red_view, BoxDrawing(red_view, slicer_app.scene, actions.on_box))
     server.state.trame__title = "MedSAM-Agent"
     build_page(server, actions, layout_manager)
     return actions
+
+
+def load_model_libraries() -> None:
+    """Load torch and what it loads (triton, with its own LLVM) before VTK renders through
+    Mesa (whose LLVM is another): loaded the other way round, the process crashes."""
+    import torchvision.ops  # noqa: F401  (torch, then triton)
+
+    import MedSAMAgentLib.engine.local  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server")
     parser.add_argument("--idle-exit", type=int, default=30, help="seconds without a page before the process exits")
     options = parser.parse_args(argv)
+    faulthandler.enable()  # a crash in VTK or a runtime leaves its stack in the workstation's log
+    if not options.server:
+        load_model_libraries()
     from trame.app import get_server
 
     server = get_server(client_type="vue3")

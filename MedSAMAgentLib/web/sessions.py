@@ -5,6 +5,7 @@ closed for a while) or when the workstation stops."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import socket
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 START_SECONDS = 180
+log = logging.getLogger("medsam_agent.web")
 
 
 @dataclass
@@ -81,8 +83,9 @@ class Sessions:
         raise SessionStartError(f"the session process did not start within {START_SECONDS} s")
 
     async def _watch(self, session: Session) -> None:
-        await session.process.wait()
+        status = await session.process.wait()
         session.ended.set()
+        log.info("session %s ended (status %s)", session.name, status)
         self.live.pop(session.token, None)
 
     async def stop_all(self) -> None:
