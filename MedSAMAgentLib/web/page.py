@@ -64,6 +64,9 @@ def _prompt_controls(actions) -> None:
                raw_attrs=[':data-drawing="drawing_on"'])
         v.VBtn("Clear box", click=actions.clear_box, size="small", disabled=("!box_text",))
     html.Div("{{ box_text || 'no box' }}", id="box", raw_attrs=[':data-serial="box_serial"'])
+    with v.VBtnToggle(v_model=("tool", None), density="compact", id="tool", raw_attrs=[':data-tool="tool_on"', ':data-serial="edit_serial"']):
+        v.VBtn("Brush", value="paint", id="brush", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Eraser", value="erase", id="eraser", size="small", disabled=("busy || !segment_count",))
     html.Div(id="red-geometry", style="display: none;", raw_attrs=[':data-geometry="red_geometry"'])
 
 
@@ -71,6 +74,7 @@ def _run_controls(actions) -> None:
     with html.Div(classes="d-flex ga-1 flex-wrap"):
         v.VBtn("Segment", click=actions.segment, id="segment", color="primary", size="small", disabled=("busy || !volume_name",))
         v.VBtn("Cancel", click=actions.cancel, id="cancel", size="small", disabled=("run_state !== 'running'",))
+        v.VBtn("Re-run from my edits", click=actions.rerun, id="rerun", size="small", disabled=("busy || !segment_count",))
         v.VBtn("Undo last run", click=actions.undo, id="undo", size="small", disabled=("busy || !segment_count",))
     v.VProgressLinear(model_value=("progress", 0), height=8, color="primary", id="progress",
                       indeterminate=("run_state === 'running' && progress === 0",))

@@ -29,22 +29,24 @@ class SessionActions:
         self.data = data
         self.output = output
         self.cancel_requested = threading.Event()
+        self._tasks: set[asyncio.Future] = set()  # runs under way (kept, so that they are not collected)
         self.uploaded: list[dict] = []
         self.box = None
         self.red_view = None
         self.drawing = None
         self.state.update({
             "volumes": data.entries(), "volume_choice": None, "volume_name": "", "volume_serial": 0, "is_dicom": False,
-            "red_slice": 0, "red_slice_max": 0, "red_shown": -1, "targets": "", "segment_name": "", "drawing": False, "drawing_on": False,
+            "red_slice": 0, "red_slice_max": 0, "red_shown": -1, "targets": "", "segment_name": "", "drawing": False, "drawing_on": False, "tool": None, "tool_on": None, "edit_serial": 0,
             "box_text": "", "box_serial": 0, "red_geometry": "", "busy": False, "run_state": "idle", "run_serial": 0,
             "progress": 0, "progress_text": "", "summary": "", "segment_count": 0, "saved_name": "", "saved_path": "",
             "saved_serial": 0, "message": "", "message_kind": "", "message_serial": 0,
         })
         self.state.change("drawing")(self._on_drawing)
+        self.state.change("tool")(self._on_tool)
         self.state.change("red_slice")(self._on_red_slice)
 
-    def attach_red_view(self, red_view, drawing) -> None:
-        self.red_view, self.drawing = red_view, drawing
+    def attach_red_view(self, red_view, drawing, brush) -> None:
+        self.red_view, self.drawing, self.brush = red_view, drawing, brush
         red_view.interactor().AddObserver("WindowResizeEvent", lambda *_: self._publish_geometry())
 
     # -- messages --------------------------------------------------------------------------
@@ -86,12 +88,14 @@ class SessionActions:
         notes = self.workspace.open(path, name)
         if self.drawing is not None:
             self.drawing.clear()
+        self.brush.use(None, None, None, None)
         view, index = self.workspace.key_slice_of(self.red_view)
         count = self.workspace.slice_count(view)
         self.state.update({
             "volume_name": self.workspace.volume_name, "is_dicom": self.workspace.volume.dicom is not None,
             "red_slice_max": count - 1, "red_slice": index, "red_shown": index, "box_text": "", "summary": "", "segment_count": 0,
             "saved_name": "", "saved_path": "", "run_state": "idle", "progress": 0, "progress_text": "",
+            "tool": None, "tool_on": None, "drawing": False,
         })
         self.state.volume_serial += 1
         self._say("; ".join(notes) if notes else f"opened {name}")
@@ -106,9 +110,27 @@ class SessionActions:
 
     # -- the box -----------------------------------------------------------------------------
     def _on_drawing(self, drawing, **_) -> None:
+        if drawing:
+            self.state.tool = None
         if self.drawing is not None:
             self.drawing.set_enabled(bool(drawing))
             self.state.drawing_on = self.drawing.enabled  # what the red view does now, for the page to show
+
+    # -- brush and eraser --------------------------------------------------------------------
+    def _on_tool(self, tool, **_) -> None:
+        if tool:
+            self.state.drawing = False
+        workspace = self.workspace
+        try:
+            self.brush.use(tool or None, workspace.segmentation_node, workspace.volume_node, workspace.segment_id)
+        except MedSAMAgentError as error:
+            self.state.tool = None
+            self._say(str(error), "error")
+        self.state.tool_on = self.brush.tool  # what the views do now, for the page to show
+
+    def on_edit(self) -> None:
+        with self.state:
+            self.state.edit_serial += 1
 
     def on_box(self, corners) -> None:
         with self.state:
@@ -131,10 +153,26 @@ class SessionActions:
             self.state.red_geometry = json.dumps({"xy_to_ras": self.drawing.xy_to_ras().tolist(), "size": [width, height]})
 
     # -- runs --------------------------------------------------------------------------------
-    async def segment(self) -> None:
+    # The page's messages are handled one after the other: a run is a task of its own, so
+    # that Cancel (and the views) are handled while it runs.
+    def segment(self) -> None:
+        self._tasks.add(asyncio.ensure_future(self._run(lambda: self.workspace.prepare(
+            self.state.targets, self.box, self.state.segment_name, self.red_view.get_view_node()))))
+
+    def rerun(self) -> None:
+        self._tasks.add(asyncio.ensure_future(self._run(self.workspace.prepare_rerun)))
+
+    async def _run(self, prepare) -> None:
         try:
-            prepared = self.workspace.prepare(self.state.targets, self.box, self.state.segment_name,
-                                              self.red_view.get_view_node())
+            with self.state:
+                await self._run_now(prepare)
+        finally:
+            self._tasks.discard(asyncio.current_task())
+
+    async def _run_now(self, prepare) -> None:
+        self.state.tool = None  # the brush is put down while a run writes
+        try:
+            prepared = prepare()
         except MedSAMAgentError as error:
             self._say(str(error), "error")
             return
@@ -224,6 +262,7 @@ def build_session(server, options: argparse.Namespace) -> SessionActions:
     from trame_slicer.rca_view import register_rca_factories
 
     from .box_drawing import BoxDrawing
+    from .brush import Brush
     from .page import build_page
 
     server.enable_module(trame_slicer_module)
@@ -236,7 +275,7 @@ def build_session(server, options: argparse.Namespace) -> SessionActions:
                             server_key=os.environ.get(SERVER_KEY_ENV) or None)
     actions = SessionActions(server, slicer_app, Workspace(slicer_app, engine), DataFolder(options.data), options.output)
     red_view = slicer_app.view_manager.get_view("Red")
-    actions.attach_red_view(red_view, BoxDrawing(red_view, slicer_app.scene, actions.on_box))
+    actions.attach_red_view(red_view, BoxDrawing(red_view, slicer_app.scene, actions.on_box), Brush(slicer_app, actions.on_edit))
     server.state.trame__title = "MedSAM-Agent"
     build_page(server, actions, layout_manager)
     return actions

@@ -12,7 +12,7 @@ import numpy as np
 
 from MedSAMAgentLogic.scene_inputs import slice_shown
 from MedSAMAgentLogic.segment_writer import segment_array
-from MedSAMAgentLogic.segmentation_logic import SEGMENT, PreparedRun, RunReport, SegmentationJob, SegmentationLogic
+from MedSAMAgentLogic.segmentation_logic import RERUN, SEGMENT, PreparedRun, RunReport, SegmentationJob, SegmentationLogic
 from MedSAMAgentLogic.volume_nodes import add_volume_node
 
 from ..anatomy import segment_style
@@ -116,6 +116,14 @@ class Workspace:
             job.box_ras = box_ras
         segment_id = None if len(job.targets) > 1 else self.segment_id
         return self.logic.prepare(SEGMENT, self.volume_node, self.segmentation_node, segment_id, job)
+
+    def prepare_rerun(self) -> PreparedRun:
+        """Propagate again from the last run's seeds, keeping every slice edited since."""
+        if self.volume_node is None or not self.segment_id:
+            raise MedSAMAgentError("nothing to re-run: segment first, then edit slices and re-run")
+        job = SegmentationJob(segmenter=self.engine.segmenter, device=self.engine.device, runtime=self.engine.runtime,
+                              server_url=self.engine.server_url, server_key=self.engine.server_key)
+        return self.logic.prepare(RERUN, self.volume_node, self.segmentation_node, self.segment_id, job)
 
     def compute(self, prepared: PreparedRun, progress, cancel):
         return self.logic.compute(prepared, progress, cancel)

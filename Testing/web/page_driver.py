@@ -82,18 +82,33 @@ def red_view_offset(driver, ras) -> tuple[int, int]:
     return round(x * scale_x - image["width"] / 2), round(image["height"] / 2 - y * scale_y)
 
 
+def drag_on_red(driver, start_ras, end_ras, steps: int = 4) -> None:
+    """Press the left button on one patient point of the red view, move to another, release."""
+    view = red_view(driver)
+    start, end = red_view_offset(driver, start_ras), red_view_offset(driver, end_ras)
+    actions = ActionChains(driver, duration=50)
+    actions.move_to_element_with_offset(view, *start).click_and_hold()
+    for step in range(1, steps + 1):
+        actions.move_to_element_with_offset(view, round(start[0] + step / steps * (end[0] - start[0])),
+                                            round(start[1] + step / steps * (end[1] - start[1])))
+    actions.release().perform()
+
+
 def draw_box_on_red(driver, corner_ras, opposite_ras) -> None:
     before = serial(driver, "box")
     driver.find_element(By.ID, "draw-box").click()
     wait_for(driver, lambda: attribute(driver, "draw-box", "data-drawing") == "true", message="drawing did not start")
-    view = red_view(driver)
-    start, end = red_view_offset(driver, corner_ras), red_view_offset(driver, opposite_ras)
-    actions = ActionChains(driver, duration=50)
-    actions.move_to_element_with_offset(view, *start).click_and_hold()
-    for step in (0.25, 0.5, 0.75, 1.0):
-        actions.move_to_element_with_offset(view, round(start[0] + step * (end[0] - start[0])), round(start[1] + step * (end[1] - start[1])))
-    actions.release().perform()
+    drag_on_red(driver, corner_ras, opposite_ras)
     wait_serial(driver, "box", before)
+
+
+def paint_on_red(driver, tool: str, start_ras, end_ras) -> None:
+    """A stroke of the brush ('paint') or the eraser ('erase') on the red view."""
+    driver.find_element(By.ID, "brush" if tool == "paint" else "eraser").click()
+    wait_for(driver, lambda: attribute(driver, "tool", "data-tool") == tool, message=f"the {tool} tool was not taken up")
+    before = serial(driver, "tool")
+    drag_on_red(driver, start_ras, end_ras, steps=8)
+    wait_serial(driver, "tool", before)
 
 
 def click_and_wait_run(driver, button: str = "segment", seconds: float = RUN_SECONDS) -> str:

@@ -26,6 +26,7 @@ from Testing.web.page_driver import (
     draw_box_on_red,
     open_from_data_folder,
     open_page,
+    paint_on_red,
     red_view,
     red_view_offset,
     save_seg_nrrd,
@@ -87,7 +88,7 @@ def test_box_drawn_with_the_mouse_segments_the_right_kidney(workstation, browser
     assert saved.parent.parent == workstation.output and saved.name == "sample_abdomen_ct.seg.nrrd"
     segmentation = sitk.ReadImage(str(saved))
     assert segmentation.GetMetaData("Segment0_Name") == DEMO_TARGET
-    labels = sitk.GetArrayFromImage(segmentation) > 0
+    labels = labels_of(str(saved))
     assert labels.shape == truth.shape
     assert dice(labels, truth) >= DEMO_DICE_FLOOR
 
@@ -96,9 +97,29 @@ def test_box_drawn_with_the_mouse_segments_the_right_kidney(workstation, browser
     driver.save_screenshot(str(SCREENSHOT.with_suffix(".new.png")))
     shutil.move(SCREENSHOT.with_suffix(".new.png"), SCREENSHOT)
 
-    driver.find_element(By.ID, "undo").click()
-    wait_for(driver, lambda: segment_count(driver) == 0, message="undo did not take the run back")
+    # Paint on another slice, re-run: that slice is kept voxel for voxel.
+    edited = key + 3
+    show_red_slice(driver, edited)
+    centre = (volume.geometry.ijk_to_ras() @ np.array([*np.argwhere(truth[edited]).mean(axis=0)[::-1], edited, 1.0]))[:3]
+    paint_on_red(driver, "paint", centre, centre + np.array([30.0, 0.0, 0.0]))
+    painted = labels_of(save_seg_nrrd(driver))
+    assert painted[edited].sum() > labels[edited].sum() + 20  # the stroke reached beyond the kidney
+    np.testing.assert_array_equal(np.delete(painted, edited, axis=0), np.delete(labels, edited, axis=0))
+    assert click_and_wait_run(driver, "rerun") == "done", driver.find_element(By.ID, "message").text
+    rerun = labels_of(save_seg_nrrd(driver))
+    np.testing.assert_array_equal(rerun[edited], painted[edited])
+
+    for remaining in (1, 0):  # the re-run, then the first run, taken back
+        before = int(driver.find_element(By.ID, "message").get_attribute("data-serial"))
+        driver.find_element(By.ID, "undo").click()
+        wait_for(driver, lambda: int(driver.find_element(By.ID, "message").get_attribute("data-serial")) > before)
+        assert segment_count(driver) == remaining
+    show_red_slice(driver, key)
     wait_for(driver, lambda: kidney_colour_share(driver, volume, truth, key) < 0.1, message="the undone segment is still shown")
+
+
+def labels_of(path: str) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(path)) > 0
 
 
 def test_cancel_leaves_the_segmentation_unchanged(workstation, browser, demo_phantom):
