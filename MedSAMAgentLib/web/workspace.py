@@ -64,6 +64,8 @@ class Workspace:
         segmentation.SetReferenceImageGeometryParameterFromVolumeNode(node)
         self.volume, self.volume_node, self.segmentation_node, self.segment_id = volume, node, segmentation, None
         self.app.display_manager.show_volume_in_slice_background(node)
+        for view in self.app.view_manager.get_slice_views():
+            view.set_visible_in_3d(True)  # the 3D view shows where the three slices are
         self.app.display_manager.reset_views()
         return notes
 
@@ -131,6 +133,7 @@ class Workspace:
     def apply(self, prepared: PreparedRun, outcomes) -> RunReport:
         report = self.logic.apply(prepared, outcomes)
         self.segment_id = report.segment_id
+        self.segmentation_node.CreateClosedSurfaceRepresentation()  # the segments in the 3D view
         return report
 
     def undo(self) -> None:

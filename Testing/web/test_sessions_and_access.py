@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
+import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -17,8 +18,9 @@ from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.io.writers import write_volume
 from MedSAMAgentLib.server.keys import add_key
 from MedSAMAgentLib.web.data_folder import DataFolder
+from Testing.fixtures.browser import headless_chromium
 from Testing.web.conftest import DEMO_VOLUME, running_workstation
-from Testing.web.page_driver import attribute, message, open_from_data_folder, open_page, upload, wait_for
+from Testing.web.page_driver import PAGE_SECONDS, attribute, message, open_from_data_folder, open_page, upload, wait_for
 
 
 def truncated_nifti(demo_phantom, folder):
@@ -72,6 +74,7 @@ def test_a_wrong_key_is_refused_and_a_right_one_opens_a_session(browser, tmp_pat
         assert not driver.find_elements(By.ID, "volume-name")
         driver.find_element(By.ID, "key").send_keys(key)
         driver.find_element(By.ID, "login").click()
+        wait_for(driver, lambda: "/s/" in driver.current_url, PAGE_SECONDS, "the key did not open a session")
         open_page(driver, station.url)
         log = (tmp_path / "workstation.log").read_text()
         assert key not in log and "refused a key" in log
@@ -97,3 +100,14 @@ def test_the_command_line_starts_without_trame_or_models():
                              "print(sorted({m.split('.')[0] for m in sys.modules} & {'trame', 'trame_slicer', 'vtk', 'slicer', 'torch'}))"],
                             capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_a_closed_page_ends_its_session(tmp_path):
+    with running_workstation(tmp_path, "--idle-exit", "2") as station:
+        with headless_chromium(tmp_path / "closing") as driver:
+            open_page(driver, station.url)
+            assert "ended" not in (tmp_path / "workstation.log").read_text()
+        deadline = time.monotonic() + 60
+        while "ended (status 0)" not in (tmp_path / "workstation.log").read_text():
+            assert time.monotonic() < deadline, "the session's process outlived its page"
+            time.sleep(0.2)
