@@ -34,12 +34,16 @@ class SessionActions:
         self.box = None
         self.red_view = None
         self.drawing = None
+        # `*_serial` values count what the session has done; the page shows them, and the
+        # browser tests wait on them.
         self.state.update({
             "volumes": data.entries(), "volume_choice": None, "volume_name": "", "volume_serial": 0, "is_dicom": False,
-            "red_slice": 0, "red_slice_max": 0, "red_shown": -1, "targets": "", "segment_name": "", "drawing": False, "drawing_on": False, "tool": None, "tool_on": None, "edit_serial": 0,
-            "box_text": "", "box_serial": 0, "red_geometry": "", "busy": False, "run_state": "idle", "run_serial": 0,
-            "progress": 0, "progress_text": "", "summary": "", "segment_count": 0, "saved_name": "", "saved_path": "",
-            "saved_serial": 0, "message": "", "message_kind": "", "message_serial": 0,
+            "red_slice": 0, "red_slice_max": 0, "red_shown": -1, "red_geometry": "",
+            "targets": "", "segment_name": "", "drawing": False, "drawing_on": False, "box_text": "", "box_serial": 0,
+            "tool": None, "tool_on": None, "edit_serial": 0,
+            "busy": False, "run_state": "idle", "run_serial": 0, "progress": 0, "progress_text": "", "summary": "",
+            "segment_count": 0, "saved_name": "", "saved_path": "", "saved_serial": 0,
+            "message": "", "message_kind": "", "message_serial": 0,
         })
         self.state.change("drawing")(self._on_drawing)
         self.state.change("tool")(self._on_tool)
@@ -86,6 +90,7 @@ class SessionActions:
 
     def _open(self, path: Path, name: str) -> None:
         notes = self.workspace.open(path, name)
+        self.box = None
         if self.drawing is not None:
             self.drawing.clear()
         self.brush.use(None, None, None, None)
