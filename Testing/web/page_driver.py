@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -20,7 +21,10 @@ def attribute(driver, element_id: str, name: str) -> str:
 
 
 def wait_for(driver, condition, seconds: float = 60, message: str = ""):
-    return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda _: condition(), message)
+    """Until `condition()` holds; an element missing or replaced meanwhile (the page is
+    loading or re-rendering) counts as not yet."""
+    return WebDriverWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda _: condition(), message)
 
 
 def wait_serial(driver, element_id: str, before: int, seconds: float = 60) -> None:
