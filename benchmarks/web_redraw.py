@@ -61,7 +61,7 @@ def encoded(render_window, image_data) -> bytes:
 
 def workstation_scroll(volume: Volume, size: int, folder: Path) -> list[float]:
     from trame_slicer.core import SlicerApp
-    from trame_slicer.views import DirectViewFactory, ViewLayoutDefinition
+    from trame_slicer.views import DirectViewFactory, NoScheduleRendering, ViewLayoutDefinition
     from vtkmodules.vtkCommonDataModel import vtkImageData
 
     from MedSAMAgentLib.anatomy import segment_style
@@ -71,6 +71,9 @@ def workstation_scroll(volume: Volume, size: int, folder: Path) -> list[float]:
     app.view_manager.register_factory(DirectViewFactory(do_render_offscreen=True))
     view = app.view_manager.create_view(ViewLayoutDefinition.axial_view())
     view.render_window().SetSize(size, size)
+    # The page's views render once per frame however many changes asked for it (trame-rca's
+    # scheduler); here, once per scroll step, not once per displayable manager's request.
+    view.set_scheduled_render(NoScheduleRendering())
     workspace = Workspace(app, EngineSettings())
     workspace.open(write_volume(volume, folder / "scroll.nrrd"), "scroll")
     mask = np.zeros(volume.geometry.array_shape, bool)
