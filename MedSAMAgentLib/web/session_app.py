@@ -22,9 +22,8 @@ from .workspace import EngineSettings, Workspace
 
 
 class SessionActions:
-    def __init__(self, server, slicer_app, workspace: Workspace, data: DataFolder, output: Path):
+    def __init__(self, server, workspace: Workspace, data: DataFolder, output: Path):
         self.server, self.state = server, server.state
-        self.slicer_app = slicer_app
         self.workspace = workspace
         self.data = data
         self.output = output
@@ -278,7 +277,7 @@ def build_session(server, options: argparse.Namespace) -> SessionActions:
     layout_manager.set_layout(FOUR_VIEWS)
     engine = EngineSettings(segmenter=options.segmenter, device=options.device, runtime=options.runtime, server_url=options.server,
                             server_key=os.environ.get(SERVER_KEY_ENV) or None)
-    actions = SessionActions(server, slicer_app, Workspace(slicer_app, engine), DataFolder(options.data), options.output)
+    actions = SessionActions(server, Workspace(slicer_app, engine), DataFolder(options.data), options.output)
     red_view = slicer_app.view_manager.get_view("Red")
     actions.attach_red_view(red_view, BoxDrawing(red_view, slicer_app.scene, actions.on_box), Brush(slicer_app, actions.on_edit))
     server.state.trame__title = "MedSAM-Agent"
