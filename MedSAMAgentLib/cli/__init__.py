@@ -17,7 +17,7 @@ import sys
 import warnings
 
 from ..errors import MedSAMAgentError
-from . import batch, demo, evaluate, models, report, segment, serving
+from . import batch, demo, evaluate, models, report, segment, serving, web
 from .options import use_models_folders
 from .targets import EXIT_SOME_TARGETS_FAILED
 
@@ -29,6 +29,7 @@ RUNNERS = {
     "eval": evaluate.run,
     "report": report.run,
     "demo": demo.run,
+    "web": web.run,
     **serving.RUNNERS,
     **models.RUNNERS,
 }
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(commands)
     report.add_parser(commands)
     demo.add_parser(commands)
+    web.add_parser(commands)
     serving.add_parsers(commands)
     models.add_parsers(commands)
     return parser

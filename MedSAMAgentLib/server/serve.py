@@ -8,15 +8,14 @@ and answers a target with 422 naming the missing model and the fix."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.local import LocalEngine, PolicySpec
 from ..errors import MedSAMAgentError
 from ..segmenters import DEFAULT_MEDSAM2_TURN_SIZE
+from .addresses import is_loopback
 from .app import ServerSettings, create_app
 from .jobs import JobQueue
 from .keys import KeyFile
@@ -103,10 +102,3 @@ def _quiet_progress_polls(record: logging.LogRecord) -> bool:
         _, method, path, _, status = arguments
         return not (method == "GET" and status == 200 and path.startswith("/v1/jobs/") and "/result" not in path)
     return True
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False

@@ -1,0 +1,54 @@
+"""`medsam-agent web`: the browser workstation (see `MedSAMAgentLib.web`). trame, VTK and
+the models are imported only when it starts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import MedSAMAgentError
+from .options import SERVER_KEY_ENV, add_device_option, info
+
+DEFAULT_PORT = 8780
+DEFAULT_OUTPUT = Path("medsam-agent-web")
+
+
+def add_parser(commands) -> None:
+    web = commands.add_parser("web", help="the workstation in a web browser: views, prompts, segment, edit, save")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
+    web.add_argument("--port", type=int, default=DEFAULT_PORT)
+    web.add_argument("--api-keys", type=Path, metavar="FILE", help="accepted keys (made with add-key); needed off this computer")
+    web.add_argument("--data", type=Path, metavar="DIR", help="a folder whose volumes the page may open (nothing outside it)")
+    web.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
+                     help=f"where saved segmentations go, one folder per browser session (default {DEFAULT_OUTPUT})")
+    web.add_argument("--server", metavar="URL", help=f"run the models on this MedSAM-Agent server (its key in ${SERVER_KEY_ENV})")
+    web.add_argument("--segmenter", default="litemedsam", choices=("litemedsam", "medsam2"), help="the segmenter for boxes")
+    web.add_argument("--idle-exit", type=int, default=30, metavar="SECONDS",
+                     help="a closed page's session (its scene and memory) ends after this long")
+    add_device_option(web)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from aiohttp import web
+
+    from ..server.addresses import is_loopback
+    from ..server.keys import KeyFile
+    from ..web.gateway import create_gateway
+    from ..web.sessions import Sessions, SessionSettings
+
+    if args.api_keys is None and not is_loopback(args.host):
+        raise MedSAMAgentError(
+            f"refusing to listen on {args.host} without keys: give --api-keys FILE (make keys with medsam-agent add-key)"
+        )
+    if args.data is not None and not args.data.is_dir():
+        raise MedSAMAgentError(f"--data {args.data}: not a folder")
+    keys = KeyFile(args.api_keys) if args.api_keys else None
+    settings = SessionSettings(output=args.output.expanduser().resolve(), data=args.data, segmenter=args.segmenter,
+                               device=args.device, runtime=args.runtime, server_url=args.server, idle_exit=args.idle_exit)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    info(f"MedSAM-Agent workstation on http://{args.host}:{args.port}/ ({'keys asked' if keys else 'this computer only'}); "
+         f"saved files go to {settings.output}")
+    web.run_app(create_gateway(Sessions(settings), keys), host=args.host, port=args.port, access_log=None, print=None)
+    return 0

@@ -1,0 +1,95 @@
+"""The page: a panel of controls beside the red, yellow, green and 3D views. Every control
+is bound to the session's state; what the session has done (a volume opened, a box drawn,
+a run's end, a file saved, an error) is also written into `data-*` attributes and element
+texts, which is what the browser tests wait on."""
+
+from __future__ import annotations
+
+from trame.ui.vuetify3 import VAppLayout
+from trame.widgets import html
+from trame.widgets import vuetify3 as v
+
+UPLOAD_SUFFIXES = ".nii,.nii.gz,.gz,.nrrd,.nhdr,.raw,.mha,.mhd,.zraw"
+
+
+def build_page(server, actions, layout_manager) -> VAppLayout:
+    """`actions`: the session's handlers (`session_app.SessionActions`)."""
+    upload = server.trigger_name(actions.receive_upload)
+    with VAppLayout(server, full_height=True) as page:
+        page.root.theme = "dark"
+        with html.Div(style="display: flex; height: 100vh;"):
+            with html.Div(style="width: 340px; padding: 8px; overflow-y: auto;", classes="d-flex flex-column ga-2"):
+                html.H3("MedSAM-Agent")
+                _volume_controls(upload, actions)
+                _prompt_controls(actions)
+                _run_controls(actions)
+                _messages()
+            with html.Div(style="flex: 1; display: flex; position: relative;"):
+                layout_manager.initialize_layout_grid(page)
+    return page
+
+
+def _volume_controls(upload_trigger: str, actions) -> None:
+    with html.Div(classes="d-flex ga-1 align-center"):
+        with html.Select(v_model=("volume_choice", None), id="volume-choice", disabled=("volumes.length === 0",),
+                         style="flex: 1; color: inherit; background: #333; padding: 4px;"):
+            html.Option("{{ volumes.length ? 'a volume in the data folder' : 'no data folder' }}", value="", disabled=True)
+            html.Option("{{ entry }}", v_for="entry in volumes", key="entry", value=("entry",))
+        v.VBtn("Open", click=actions.open_chosen, id="open-volume", disabled=("!volume_choice || busy",), size="small")
+    html.Input(
+        type="file", id="upload", accept=UPLOAD_SUFFIXES, multiple=True, disabled=("busy",),
+        change=(
+            "busy = true; window.load_files_by_chunks($event.target.files, "
+            f"{{ trigger_name: '{upload_trigger}' }}).finally(() => {{ $event.target.value = ''; }})"
+        ),
+    )
+    html.Div("{{ volume_name || 'no volume open' }}", id="volume-name",
+             raw_attrs=[':data-serial="volume_serial"', ':data-segments="segment_count"'])
+    with html.Div(classes="d-flex ga-1 align-center"):
+        html.Span("Red slice")
+        v.VSlider(v_model=("red_slice", 0), min=0, max=("red_slice_max", 0), step=1, hide_details=True, density="compact",
+                  disabled=("!volume_name",))
+        html.Input(type="number", id="red-slice", v_model=("red_slice", 0), style="width: 56px; color: inherit;",
+                   disabled=("!volume_name",), raw_attrs=[':data-shown="red_shown"'])
+
+
+def _prompt_controls(actions) -> None:
+    v.VTextarea(label="Targets (one per line; the agent places the prompts)", v_model=("targets", ""), rows=2, no_resize=True,
+                hide_details=True, density="compact", id="targets", style="flex: none;")
+    v.VTextField(label="Segment name (for a box)", v_model=("segment_name", ""), hide_details=True, density="compact",
+                 id="segment-name", style="flex: none;")
+    with html.Div(classes="d-flex ga-1 align-center"):
+        v.VBtn("{{ drawing ? 'Drawing: drag on red' : 'Draw box' }}", click="drawing = !drawing", id="draw-box", size="small",
+               color=("drawing ? 'primary' : undefined",), disabled=("!volume_name",),
+               raw_attrs=[':data-drawing="drawing_on"'])
+        v.VBtn("Clear box", click=actions.clear_box, size="small", disabled=("!box_text",))
+    html.Div("{{ box_text || 'no box' }}", id="box", raw_attrs=[':data-serial="box_serial"'])
+    with v.VBtnToggle(v_model=("tool", None), density="compact", id="tool", raw_attrs=[':data-tool="tool_on"', ':data-serial="edit_serial"']):
+        v.VBtn("Brush", value="paint", id="brush", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Eraser", value="erase", id="eraser", size="small", disabled=("busy || !segment_count",))
+    html.Div(id="red-geometry", style="display: none;", raw_attrs=[':data-geometry="red_geometry"'])
+
+
+def _run_controls(actions) -> None:
+    with html.Div(classes="d-flex ga-1 flex-wrap"):
+        v.VBtn("Segment", click=actions.segment, id="segment", color="primary", size="small", disabled=("busy || !volume_name",))
+        v.VBtn("Cancel", click=actions.cancel, id="cancel", size="small", disabled=("run_state !== 'running'",))
+        v.VBtn("Re-run from my edits", click=actions.rerun, id="rerun", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Undo last run", click=actions.undo, id="undo", size="small", disabled=("busy || !segment_count",))
+    v.VProgressLinear(model_value=("progress", 0), height=8, color="primary", id="progress",
+                      indeterminate=("run_state === 'running' && progress === 0",))
+    html.Div("{{ progress_text }}", id="progress-text", raw_attrs=[':data-run="run_state"', ':data-run-serial="run_serial"'])
+    html.Div("{{ summary }}", id="summary")
+    with html.Div(classes="d-flex ga-1 flex-wrap"):
+        v.VBtn("Save .seg.nrrd", click=actions.save_seg_nrrd, id="save", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Save DICOM SEG", click=actions.save_dicom_seg, id="save-dicom", size="small",
+               disabled=("busy || !segment_count || !is_dicom",))
+        v.VBtn("Download", id="download", size="small", disabled=("!saved_name",),
+               click=f"utils.download(saved_name, trigger('{actions.server.trigger_name(actions.download)}'), "
+                     "'application/octet-stream')")
+    html.Div("{{ saved_name }}", id="saved", raw_attrs=[':data-path="saved_path"', ':data-serial="saved_serial"'])
+
+
+def _messages() -> None:
+    html.Div("{{ message }}", id="message", style=("message_kind === 'error' ? 'color: #ff6b6b' : ''",),
+             raw_attrs=[':data-kind="message_kind"', ':data-serial="message_serial"'])

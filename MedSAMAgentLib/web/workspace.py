@@ -1,0 +1,161 @@
+"""One browser session's scene and what the page asks of it: open a volume, run the Slicer
+module's logic (`SegmentationLogic`: prepare on the page's thread, compute on a worker,
+apply on the page's thread), undo the last run, save the segments. No trame here: the
+page's actions call these methods and show what they return or raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from MedSAMAgentLogic.scene_inputs import slice_shown
+from MedSAMAgentLogic.segment_writer import segment_array
+from MedSAMAgentLogic.segmentation_logic import RERUN, SEGMENT, PreparedRun, RunReport, SegmentationJob, SegmentationLogic
+from MedSAMAgentLogic.volume_nodes import add_volume_node
+
+from ..anatomy import segment_style
+from ..errors import MedSAMAgentError
+from ..io.volumes import Volume, read_volume
+from ..io.writers import write_segments
+from ..orientation import SlicePlane
+
+CT_WINDOW, CT_LEVEL = 400.0, 40.0  # the abdomen window the engine also uses for CT
+
+
+@dataclass
+class EngineSettings:
+    """Where the models run: this process (`segmenter`, `device`) or a department server."""
+
+    segmenter: str = "litemedsam"
+    device: str = "auto"
+    runtime: str = "auto"
+    server_url: str | None = None
+    server_key: str | None = None
+
+
+class Workspace:
+    def __init__(self, slicer_app, engine: EngineSettings):
+        self.app = slicer_app
+        self.scene = slicer_app.scene
+        self.engine = engine
+        self.logic = SegmentationLogic(self.scene)
+        self.volume: Volume | None = None
+        self.volume_node = None
+        self.segmentation_node = None
+        self.segment_id: str | None = None
+
+    # -- volumes -------------------------------------------------------------------------
+    def open(self, path: Path, name: str) -> list[str]:
+        """Read `path` by the project's input rules and show it; the notes the reader gave.
+        A refused file raises before the scene changes."""
+        notes: list[str] = []
+        volume = read_volume(path, log=notes.append)
+        self._close_volume()
+        node = add_volume_node(self.scene, volume.array, volume.geometry.ijk_to_ras(), name)
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+        if volume.modality == "CT":
+            display.SetAutoWindowLevel(False)
+            display.SetWindowLevel(CT_WINDOW, CT_LEVEL)
+        segmentation = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{name} segments")
+        segmentation.CreateDefaultDisplayNodes()
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(node)
+        self.volume, self.volume_node, self.segmentation_node, self.segment_id = volume, node, segmentation, None
+        self.app.display_manager.show_volume_in_slice_background(node)
+        for view in self.app.view_manager.get_slice_views():
+            view.set_visible_in_3d(True)  # the 3D view shows where the three slices are
+        self.app.display_manager.reset_views()
+        return notes
+
+    def _close_volume(self) -> None:
+        for node in (self.segmentation_node, self.volume_node):
+            if node is not None:
+                for index in reversed(range(node.GetNumberOfDisplayNodes())):
+                    self.scene.RemoveNode(node.GetNthDisplayNode(index))
+                self.scene.RemoveNode(node)
+        self.logic.forget_scene()
+        self.volume = self.volume_node = self.segmentation_node = self.segment_id = None
+
+    @property
+    def volume_name(self) -> str:
+        return self.volume_node.GetName() if self.volume_node is not None else ""
+
+    # -- the red view's slice ------------------------------------------------------------
+    def key_slice_of(self, slice_view) -> tuple[str, int]:
+        """(engine view, slice index) that a slice view shows of the open volume."""
+        return slice_shown(self.volume_node, slice_view.get_view_node())
+
+    def slice_count(self, view: str) -> int:
+        return SlicePlane.for_view(self.volume.geometry, view).num_slices
+
+    def show_slice(self, slice_view, index: int) -> None:
+        """Move a slice view onto slice `index` of the volume slices it shows."""
+        view, _ = self.key_slice_of(slice_view)
+        geometry = self.volume.geometry
+        ijk = np.zeros(4)
+        ijk[SlicePlane.for_view(geometry, view).slice_axis], ijk[3] = min(max(index, 0), self.slice_count(view) - 1), 1.0
+        ras = (geometry.ijk_to_ras() @ ijk)[:3]
+        slice_node = slice_view.get_view_node()
+        normal = np.array([slice_node.GetSliceToRAS().GetElement(row, 2) for row in range(3)])
+        slice_view.set_slice_value(float(normal @ ras))
+
+    # -- runs ----------------------------------------------------------------------------
+    def prepare(self, targets: str, box_ras, segment_name: str, red_slice_node) -> PreparedRun:
+        """The run the page asked for: the typed targets (the agent places prompts), else
+        the box drawn on the red view, on the slice that view shows."""
+        if self.volume_node is None:
+            raise MedSAMAgentError("open a volume first")
+        view, key_slice = slice_shown(self.volume_node, red_slice_node)
+        job = SegmentationJob(
+            target=targets.strip(), view=view, key_slice=key_slice, segmenter=self.engine.segmenter, device=self.engine.device, runtime=self.engine.runtime,
+            server_url=self.engine.server_url, server_key=self.engine.server_key, segment_name=segment_name.strip() or None,
+        )
+        if not job.target:
+            if box_ras is None:
+                raise MedSAMAgentError("type a target, or draw a box on the red view")
+            job.box_ras = box_ras
+        segment_id = None if len(job.targets) > 1 else self.segment_id
+        return self.logic.prepare(SEGMENT, self.volume_node, self.segmentation_node, segment_id, job)
+
+    def prepare_rerun(self) -> PreparedRun:
+        """Propagate again from the last run's seeds, keeping every slice edited since."""
+        if self.volume_node is None or not self.segment_id:
+            raise MedSAMAgentError("nothing to re-run: segment first, then edit slices and re-run")
+        job = SegmentationJob(segmenter=self.engine.segmenter, device=self.engine.device, runtime=self.engine.runtime,
+                              server_url=self.engine.server_url, server_key=self.engine.server_key)
+        return self.logic.prepare(RERUN, self.volume_node, self.segmentation_node, self.segment_id, job)
+
+    def compute(self, prepared: PreparedRun, progress, cancel):
+        return self.logic.compute(prepared, progress, cancel)
+
+    def apply(self, prepared: PreparedRun, outcomes) -> RunReport:
+        report = self.logic.apply(prepared, outcomes)
+        self.segment_id = report.segment_id
+        self.segmentation_node.CreateClosedSurfaceRepresentation()  # the segments in the 3D view
+        return report
+
+    def undo(self) -> None:
+        self.logic.undo()
+        segmentation = self.segmentation_node.GetSegmentation() if self.segmentation_node is not None else None
+        if segmentation is not None and segmentation.GetSegment(self.segment_id or "") is None:
+            self.segment_id = None
+
+    # -- saving --------------------------------------------------------------------------
+    def segment_count(self) -> int:
+        return self.segmentation_node.GetSegmentation().GetNumberOfSegments() if self.segmentation_node is not None else 0
+
+    def save(self, folder: Path, suffix: str = ".seg.nrrd") -> Path:
+        """Every segment, on the volume's grid, as the command line writes them."""
+        if not self.segment_count():
+            raise MedSAMAgentError("there is no segment to save yet: segment first")
+        segmentation = self.segmentation_node.GetSegmentation()
+        segments = []
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment_id = segmentation.GetNthSegmentID(index)
+            mask = segment_array(self.segmentation_node, segment_id, self.volume_node)
+            segments.append((mask, segment_style(segmentation.GetSegment(segment_id).GetName())))
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = self.volume_name.split(".")[0] or "volume"
+        return write_segments(segments, self.volume, folder / f"{stem}{suffix}")[0]
