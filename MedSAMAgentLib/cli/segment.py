@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     # Everything this computer can check first, then the weights or the server (and its key).
     engine.preflight(args.segmenter, uses_agent=job.uses_agent)
     info(f"{volume.description}: {volume.geometry.size} voxels, {volume.modality}; running on {engine.describe()}")
+    error_lines: list[str] = []
     with ProgressBar() as bar, cancel_on_interrupt() as cancel:
-        _, failed = run_and_write(job, engine, bar.update, cancel, lambda line: print(f"error: {line}", file=sys.stderr), started)
+        _, failed = run_and_write(job, engine, bar.update, cancel, error_lines.append, started)
+    for line in error_lines:  # once the bar is gone, so that each starts its own line
+        print(f"error: {line}", file=sys.stderr)
     return EXIT_SOME_TARGETS_FAILED if failed else 0
