@@ -10,6 +10,7 @@ from pathlib import Path
 from ..agent.policies import POLICIES
 from ..engine.interface import Engine
 from ..errors import MedSAMAgentError, PromptError
+from ..remote import SERVER_KEY_ENV
 from ..segmenters import (
     DEFAULT_MEDSAM2_TURN_SIZE,
     DEFAULT_RUNTIME,
@@ -21,7 +22,6 @@ from ..segmenters import (
     check_device_name,
 )
 
-SERVER_KEY_ENV = "MEDSAM_AGENT_SERVER_KEY"
 DEFAULT_POLICY = "qwen"
 
 

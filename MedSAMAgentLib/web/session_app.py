@@ -15,8 +15,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..cli.options import SERVER_KEY_ENV
 from ..errors import Cancelled, MedSAMAgentError
+from ..remote import SERVER_KEY_ENV
 from .data_folder import DataFolder
 from .workspace import EngineSettings, Workspace
 
