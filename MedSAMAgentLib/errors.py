@@ -8,7 +8,7 @@ command line prints that line and exits non-zero, the Slicer module shows it in 
 
 class MedSAMAgentError(Exception):
     """Base class: the message is shown to the user as is. When the agent had run before the
-    failure, `records` holds its record so far (`engine.records.AgentRecord`s), so that a
+    failure, `records` holds its record so far (`agent.records.AgentRecord`s), so that a
     failed run can be inspected like a successful one."""
 
     records: list = []

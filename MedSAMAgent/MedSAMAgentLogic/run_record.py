@@ -1,6 +1,6 @@
 """The agent's record of the module's last run, kept whether the run succeeded, failed or
 was cancelled: the lines the widget lists (one per agent run, one per turn with its
-picture) and the record folder it saves (`engine.records.write_records`)."""
+picture) and the record folder it saves (`agent.records.write_records`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from MedSAMAgentLib.agent.records import AgentRecord, failure_outcome, write_records
 from MedSAMAgentLib.engine.interface import SegmentationOutcome
-from MedSAMAgentLib.engine.records import AgentRecord, failure_outcome, write_records
 from MedSAMAgentLib.errors import MedSAMAgentError, OutputError
 
 

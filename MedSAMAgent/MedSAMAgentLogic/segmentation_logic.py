@@ -113,7 +113,7 @@ class RunReport:
     key_slice: int
     locked_slices: list[int]
     summary: str
-    records: list = field(default_factory=list)  # the agent's runs (engine.records.AgentRecord), key slice first
+    records: list = field(default_factory=list)  # the agent's runs (agent.records.AgentRecord), key slice first
     segment_ids: list[str] = field(default_factory=list)  # every segment written, in target order
     failed: list[str] = field(default_factory=list)  # "target: reason" for each target that failed
 

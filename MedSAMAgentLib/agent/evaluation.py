@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..engine.records import KEY, AgentRecord, failure_outcome, write_records
 from ..errors import InputImageError, MedSAMAgentError
 from ..io.volumes import read_volume
 from ..metrics import dice, iou, surface_metrics
@@ -39,6 +38,7 @@ from .clinician_reference import clinician_round_dice, round_dice
 from .loop import END_STOP, Trajectory, run_agent
 from .policies import Policy
 from .recording import record_of
+from .records import KEY, AgentRecord, failure_outcome, write_records
 from .volume_agent import AgentRequest, segment_with_agent
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

@@ -8,10 +8,10 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..engine.records import AgentRecord, TurnRecord
 from ..metrics import dice
 from ..montage import overlay
 from .loop import Trajectory, Turn
+from .records import AgentRecord, TurnRecord
 
 MASK_COLOUR = (255, 200, 0)
 MASK_ALPHA = 0.35

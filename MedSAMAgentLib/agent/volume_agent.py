@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.records import KEY, REVIEW, SEARCH, AgentRecord
 from ..errors import MedSAMAgentError
 from ..io.volumes import Volume
 from ..progress import CancelCheck, ProgressCallback, check_cancel, report
@@ -31,6 +30,7 @@ from ..segmenters.base import Segmenter, SliceFrames
 from .loop import StartingMask, Trajectory, run_agent
 from .policies import Policy
 from .recording import record_of
+from .records import KEY, REVIEW, SEARCH, AgentRecord
 
 SEARCH_SLICES = 7
 SEARCH_SPAN = (0.1, 0.9)

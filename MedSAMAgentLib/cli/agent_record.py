@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..engine.records import RECORD_FILE, check_record_folder, failure_outcome, write_records
+from ..agent.records import RECORD_FILE, check_record_folder, failure_outcome, write_records
 from ..errors import MedSAMAgentError, OutputError
 from .options import info
 

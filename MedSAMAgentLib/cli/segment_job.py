@@ -199,7 +199,7 @@ def _report_agent(args, outcome, trajectory_folder: Path | None, log) -> None:
         line += f"; {reviews} slices reviewed, {len(outcome.corrections)} corrected"
     log(line)
     if trajectory_folder:
-        from ..engine.records import write_records
+        from ..agent.records import write_records
 
         done = {"status": "done", "key_slice": outcome.key_slice, "corrections": outcome.corrections}
         log(f"wrote the agent's record in {write_records(outcome.records, trajectory_folder, done)}")

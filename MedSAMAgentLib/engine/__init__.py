@@ -1,8 +1,9 @@
-"""The engine interface (`interface`), its in-process implementation (`local`) and the
-agent's record (`records`). The remote implementation lives in `MedSAMAgentLib.remote`.
-Importing this package loads no model code."""
+"""The engine interface (`interface`) and its in-process implementation (`local`); the
+agent's record (`AgentRecord`, from `agent.records`) is re-exported. The remote
+implementation lives in `MedSAMAgentLib.remote`. Importing this package loads no model
+code."""
 
+from ..agent.records import AgentRecord, TurnRecord
 from .interface import Engine, SegmentationOutcome, SegmentationRequest
-from .records import AgentRecord, TurnRecord
 
 __all__ = ["Engine", "SegmentationOutcome", "SegmentationRequest", "AgentRecord", "TurnRecord"]

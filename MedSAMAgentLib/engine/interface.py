@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..agent.records import AgentRecord
 from ..errors import PromptError
 from ..io.volumes import Geometry, Volume
 from ..orientation import VIEWS, SlicePlane
 from ..progress import CancelCheck, ProgressCallback
 from ..prompts import SlicePrompts, check_prompts, check_seed_slice, checked_range
-from .records import AgentRecord
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from .. import errors
-from ..engine.records import AgentRecord
+from ..agent.records import AgentRecord
 
 # Errors a job may end with on the server, raised here as the same class a local run raises.
 _SAME_CLASS = {

@@ -22,8 +22,8 @@ import struct
 
 import numpy as np
 
+from ..agent.records import AgentRecord
 from ..engine.interface import SegmentationOutcome, SegmentationRequest
-from ..engine.records import AgentRecord
 from ..errors import MedSAMAgentError
 from ..io.checks import usable_voxels
 from ..io.volumes import Geometry, Volume

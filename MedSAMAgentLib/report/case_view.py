@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from ..engine.records import AgentRecord, TurnRecord
+from ..agent.records import AgentRecord, TurnRecord
 from .sources import ReportCase
 
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.records import RECORD_FILE, AgentRecord, read_records
+from ..agent.records import RECORD_FILE, AgentRecord, read_records
 from ..errors import MedSAMAgentError
 
 CASES_FILE = "cases.csv"

@@ -13,8 +13,8 @@ import pytest
 
 from MedSAMAgentLib import cli, segmenters
 from MedSAMAgentLib.agent.protocol import tool_call_text
+from MedSAMAgentLib.agent.records import read_records
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.engine.records import read_records
 from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.prompts import Box

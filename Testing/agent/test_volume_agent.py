@@ -13,9 +13,9 @@ from MedSAMAgentLib import cli, segmenters
 from MedSAMAgentLib.agent.loop import Trajectory, Turn
 from MedSAMAgentLib.agent.parsing import parse_action
 from MedSAMAgentLib.agent.protocol import tool_call_text
+from MedSAMAgentLib.agent.records import read_records
 from MedSAMAgentLib.agent.view import Letterbox
 from MedSAMAgentLib.agent.volume_agent import choose_key_slice, review_slices, search_slices
-from MedSAMAgentLib.engine.records import read_records
 from MedSAMAgentLib.errors import MedSAMAgentError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box

@@ -13,7 +13,7 @@ from MedSAMAgentLib import cli
 from MedSAMAgentLib.agent.loop import run_agent
 from MedSAMAgentLib.agent.protocol import tool_call_text
 from MedSAMAgentLib.agent.recording import record_of
-from MedSAMAgentLib.engine.records import KEY, AgentRecord
+from MedSAMAgentLib.agent.records import KEY, AgentRecord
 from MedSAMAgentLib.errors import CheckpointError, MedSAMAgentError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import Box, Point, SlicePrompts

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from MedSAMAgentLib.agent.records import read_records, write_records
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.engine.records import read_records, write_records
 from MedSAMAgentLib.errors import MedSAMAgentError, OutputError
 from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.prompts import SlicePrompts

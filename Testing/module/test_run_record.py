@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from MedSAMAgentLib.agent.protocol import tool_call_text
+from MedSAMAgentLib.agent.records import read_records
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.engine.records import read_records
 from MedSAMAgentLib.errors import Cancelled, MedSAMAgentError
 from MedSAMAgentLib.orientation import SlicePlane
 from MedSAMAgentLib.prompts import Box

@@ -13,8 +13,8 @@ from PIL import Image
 
 from MedSAMAgentLib import cli, segmenters
 from MedSAMAgentLib.agent.protocol import tool_call_text
+from MedSAMAgentLib.agent.records import read_records, write_records
 from MedSAMAgentLib.agent.view import Letterbox
-from MedSAMAgentLib.engine.records import read_records, write_records
 from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.prompts import Box
 from MedSAMAgentLib.segmenters.base import slice_frames

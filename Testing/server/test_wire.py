@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
+from MedSAMAgentLib.agent.records import AgentRecord, TurnRecord
 from MedSAMAgentLib.engine.interface import SegmentationOutcome
-from MedSAMAgentLib.engine.records import AgentRecord, TurnRecord
 from MedSAMAgentLib.io.volumes import Volume, read_volume
 from MedSAMAgentLib.remote import wire
 from MedSAMAgentLib.server import schemas
