@@ -17,11 +17,10 @@ from MedSAMAgentLogic.volume_nodes import add_volume_node
 
 from ..anatomy import segment_style
 from ..errors import MedSAMAgentError
+from ..intensity import CT_PRESETS, DEFAULT_CT_PRESET
 from ..io.volumes import Volume, read_volume
 from ..io.writers import write_segments
 from ..orientation import SlicePlane
-
-CT_WINDOW, CT_LEVEL = 400.0, 40.0  # the abdomen window the engine also uses for CT
 
 
 @dataclass
@@ -58,7 +57,7 @@ class Workspace:
         display = node.GetDisplayNode()
         if volume.modality == "CT":
             display.SetAutoWindowLevel(False)
-            display.SetWindowLevel(CT_WINDOW, CT_LEVEL)
+            display.SetWindowLevel(*CT_PRESETS[DEFAULT_CT_PRESET])  # the window the engine uses by default
         segmentation = self.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{name} segments")
         segmentation.CreateDefaultDisplayNodes()
         segmentation.SetReferenceImageGeometryParameterFromVolumeNode(node)
