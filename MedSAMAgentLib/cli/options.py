@@ -44,6 +44,13 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                              "bf16 natively, else f32; torch = plain PyTorch f32, the reference")
 
 
+def add_listening_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """Where a service listens, and the keys it asks for before it may listen off this computer."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--api-keys", type=Path, metavar="FILE", help="accepted keys (made with add-key); needed off this computer")
+
+
 def add_models_folder_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="models_from", type=Path, metavar="DIR", action="append",
                         help="a folder of weights copied from another machine (as `models fetch --to DIR` wrote it); "

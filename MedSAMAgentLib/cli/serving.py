@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_agent_options, add_device_option, add_models_folder_option, info, policy_spec
+from .options import add_agent_options, add_device_option, add_listening_options, add_models_folder_option, info, policy_spec
 
 DEFAULT_PORT = 8765
 DEFAULT_STORE = Path("~/.cache/medsam-agent/store")
@@ -16,9 +16,7 @@ def add_parsers(commands) -> None:
     from ..segmenters import DEFAULT_SEGMENTER, SEGMENTERS
 
     serve = commands.add_parser("serve", help="serve the models to thin clients (3D Slicer, segment --server)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--api-keys", type=Path, metavar="FILE", help="accepted keys (made with add-key); needed off this computer")
+    add_listening_options(serve, DEFAULT_PORT)
     serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM), or put a TLS proxy in front")
     serve.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM)")
     serve.add_argument("--store", type=Path, default=DEFAULT_STORE, help=f"folder for uploaded volumes (default {DEFAULT_STORE})")

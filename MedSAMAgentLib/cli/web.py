@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import MedSAMAgentError
-from .options import SERVER_KEY_ENV, add_device_option, info
+from ..segmenters import DEFAULT_SEGMENTER, SEGMENTERS
+from .options import SERVER_KEY_ENV, add_device_option, add_listening_options, info
 
 DEFAULT_PORT = 8780
 DEFAULT_OUTPUT = Path("medsam-agent-web")
@@ -15,14 +16,12 @@ DEFAULT_OUTPUT = Path("medsam-agent-web")
 
 def add_parser(commands) -> None:
     web = commands.add_parser("web", help="the workstation in a web browser: views, prompts, segment, edit, save")
-    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
-    web.add_argument("--port", type=int, default=DEFAULT_PORT)
-    web.add_argument("--api-keys", type=Path, metavar="FILE", help="accepted keys (made with add-key); needed off this computer")
+    add_listening_options(web, DEFAULT_PORT)
     web.add_argument("--data", type=Path, metavar="DIR", help="a folder whose volumes the page may open (nothing outside it)")
     web.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
                      help=f"where saved segmentations go, one folder per browser session (default {DEFAULT_OUTPUT})")
     web.add_argument("--server", metavar="URL", help=f"run the models on this MedSAM-Agent server (its key in ${SERVER_KEY_ENV})")
-    web.add_argument("--segmenter", default="litemedsam", choices=("litemedsam", "medsam2"), help="the segmenter for boxes")
+    web.add_argument("--segmenter", default=DEFAULT_SEGMENTER, choices=SEGMENTERS, help="the segmenter for boxes")
     web.add_argument("--idle-exit", type=int, default=30, metavar="SECONDS",
                      help="a closed page's session (its scene and memory) ends after this long")
     add_device_option(web)
