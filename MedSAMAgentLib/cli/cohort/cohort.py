@@ -66,6 +66,8 @@ class RowChecks:
             args.overwrite = True
             if args.save_trajectory:
                 args.save_trajectory.parent.mkdir(exist_ok=True)
+            # The volume is read here to check the row, and read again by its worker: holding every
+            # row's volume until a worker takes it would cost the driver a cohort's memory.
             load_requests(check_options(args), log=lambda message: None)
         except MedSAMAgentError as error:
             refused.error = one_line(error)
