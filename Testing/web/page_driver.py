@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -24,7 +24,18 @@ def wait_for(driver, condition, seconds: float = 60, message: str = ""):
     """Until `condition()` holds; an element missing or replaced meanwhile (the page is
     loading or re-rendering) counts as not yet."""
     return WebDriverWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
-        lambda _: condition(), message)
+        lambda _: _holds_unless_detached(condition), message)
+
+
+def _holds_unless_detached(condition):
+    # Chromium reports an element re-rendered between finding and reading it as an
+    # "unknown error" naming the detached node rather than as a stale element.
+    try:
+        return condition()
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return False
+        raise
 
 
 def wait_serial(driver, element_id: str, before: int, seconds: float = 60) -> None:
