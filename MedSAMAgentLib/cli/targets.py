@@ -51,16 +51,22 @@ def read_ground_truths(paths: list[Path], targets: list[str], volume, plane) -> 
     return [plane.to_display(truth > 0) for truth in truths]
 
 
-def record_folders(folder: Path | None, targets: list[str]) -> dict[str, Path]:
+def record_folder_paths(folder: Path | None, targets: list[str]) -> dict[str, Path]:
     """Where each target's record goes: the folder itself for one target, a sub-folder per
-    target for several (created now, so that each record may be written into it)."""
+    target for several."""
     if folder is None or not targets:
         return {}
     if len(targets) == 1:
         return {targets[0]: Path(folder)}
-    if Path(folder).parent.is_dir():
-        Path(folder).mkdir(exist_ok=True)
     return {target: Path(folder) / folder_name(target) for target in targets}
+
+
+def record_folders(folder: Path | None, targets: list[str]) -> dict[str, Path]:
+    """`record_folder_paths`, with the folder of several targets' records created now, so
+    that each record may be written into it."""
+    if folder is not None and len(targets) > 1 and Path(folder).parent.is_dir():
+        Path(folder).mkdir(exist_ok=True)
+    return record_folder_paths(folder, targets)
 
 
 def run_targets(engine, requests: list, progress, cancel, info, record_folders: dict[str, Path]) -> list[TargetResult]:

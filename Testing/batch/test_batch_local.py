@@ -117,3 +117,39 @@ def test_rows_that_cannot_run_are_refused_before_any_model_loads(phantom_ct, tmp
     with open(folder / "results.csv", newline="") as handle:
         assert [line["status"] for line in csv.DictReader(handle)][4] == "done"
     assert (folder / "twice.nrrd").stat().st_mtime_ns != written, "--overwrite runs a finished row again"
+
+
+def test_a_row_whose_target_failed_runs_again_though_the_others_were_written(phantom_ct, tmp_path, capsys):
+    """Right kidney and spleen in one row, the ground truth lacking the spleen: the kidney is
+    written, the spleen fails. Run again once the truth has it, the row is not taken for
+    finished: it runs and writes both."""
+    import numpy as np
+
+    from MedSAMAgentLib.io.volumes import Volume
+    from MedSAMAgentLib.io.writers import write_volume
+    from MedSAMAgentLib.orientation import SlicePlane
+    from MedSAMAgentLib.phantom import abdominal_phantom
+
+    volume, organs = abdominal_phantom()
+    plane = SlicePlane.for_view(volume.geometry, "axial")
+    kidney, spleen = (plane.to_display(organs[name]).sum(axis=(1, 2)) for name in ("right kidney", "spleen"))
+    key = int(np.argmax(np.minimum(kidney, spleen)))
+
+    def write_truth(labels: np.ndarray) -> None:
+        write_volume(Volume(labels.astype(np.uint8), volume.geometry, "CT", "truth"), tmp_path / "truth.nrrd")
+
+    write_truth(organs["right kidney"])  # label 1 only: nothing for the spleen, label 2
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"image,target,slice,range,gt,output\nct.nrrd,right kidney; spleen,{key},{key - 1} {key + 1},truth.nrrd,both.seg.nrrd\n")
+    folder = tmp_path / "out"
+    assert cli.main(["batch", str(manifest), "-o", str(folder), *AGENT_OPTIONS]) == EXIT_SOME_ROWS_FAILED
+    first = read_results(folder)["both.seg.nrrd"]
+    assert first["status"] == "failed" and "'spleen' failed" in first["error"] and first["segments"] == "right kidney"
+    assert "0 done, 0 skipped, 1 failed" in capsys.readouterr().err
+
+    write_truth(organs["right kidney"] + 2 * organs["spleen"])
+    assert cli.main(["batch", str(manifest), "-o", str(folder), *AGENT_OPTIONS]) == 0
+    assert "1 done, 0 skipped, 0 failed" in capsys.readouterr().err
+    again = read_results(folder)["both.seg.nrrd"]
+    assert again["status"] == "done" and again["segments"] == "right kidney;spleen", again
+    assert all(int(voxels) > 0 for voxels in again["voxels"].split(";"))

@@ -1,15 +1,17 @@
 """A batch from its manifest to its results: every row checked before any model runs (bad
 rows reported at once, finished ones skipped), then the rest run on the workers the
 options choose (local processes, the department server, a Ray cluster), one engine
-interface throughout.
+interface throughout. `open_output_folder` and `run_jobs` are the steps an evaluation's
+rows (`evaluation_rows`) take too.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ...errors import MedSAMAgentError, OutputError
 from ...targets import folder_name
@@ -17,9 +19,10 @@ from ..segment_job import WrittenSegment
 from .manifest import RECORDS_FOLDER, ManifestRow, SharedOptions, output_name, read_manifest, segment_arguments
 from .results import FAILED, SKIPPED, ResultsFile, RowResult, earlier_segments, one_line
 from .scheduler import run_rows
-from .worker import RowJob, outputs_complete
+from .worker import RowJob, SegmentRow
 
 LOGS_FOLDER = "logs"  # each row's messages: logs/rowNNNN.log
+Rows = TypeVar("Rows")
 
 
 class BatchEvents(Protocol):
@@ -60,7 +63,7 @@ class RowChecks:
             self.claimed[output] = row.number
             output.parent.mkdir(parents=True, exist_ok=True)
             args = segment_arguments(row, output, folder / RECORDS_FOLDER / folder_name(name), self.options, self.shared)
-            if outputs_complete(args) and not self.options.overwrite:
+            if SegmentRow(args).complete() and not self.options.overwrite:
                 return RowResult(row.number, row.image, name, SKIPPED, segments=self.earlier.get(name, []))
             # This row runs: its output is absent, or --overwrite asked to replace it (and its record).
             args.overwrite = True
@@ -72,25 +75,15 @@ class RowChecks:
         except MedSAMAgentError as error:
             refused.error = one_line(error)
             return refused
-        return RowJob(row.number, row.image, name, args, folder / LOGS_FOLDER / f"row{row.number:04d}.log")
+        return RowJob(row.number, row.image, name, SegmentRow(args), folder / LOGS_FOLDER / f"row{row.number:04d}.log")
 
 
 def run_batch(options: argparse.Namespace, shared: SharedOptions, events: BatchEvents) -> ResultsFile:
     """Run the manifest `options.manifest` into `options.output_dir`; `shared`: the names of
     `segment`'s options that the batch's options give the rows."""
-    folder = Path(options.output_dir).resolve()
-    if not folder.parent.is_dir():
-        raise OutputError(f"folder {folder.parent} does not exist")
-    rows = read_manifest(options.manifest)
-    if options.ray:  # a cluster that cannot be joined is known before any row is read
-        from .ray_workers import connect
-
-        connect(options.ray)
-    folder.mkdir(exist_ok=True)
-    (folder / LOGS_FOLDER).mkdir(exist_ok=True)
-    options.output_dir = folder
-    checks = RowChecks(options, shared, earlier_segments(folder), {})
-    results = ResultsFile(folder)
+    rows = open_output_folder(options, lambda: read_manifest(options.manifest))
+    checks = RowChecks(options, shared, earlier_segments(options.output_dir), {})
+    results = ResultsFile(options.output_dir)
     jobs = []
     for row in rows:
         checked = checks.check(row)
@@ -99,23 +92,48 @@ def run_batch(options: argparse.Namespace, shared: SharedOptions, events: BatchE
         else:
             results.add(checked)
             events.checked(checked)
-    uses_agent = any(job.args.target for job in jobs)
-    if jobs and not options.ray:
-        jobs = _preflight(jobs, options, uses_agent, results, events)
-    if jobs:
-        start_worker, count, where = _workers(options, uses_agent)
-        events.running(len(jobs), where)
-
-        def finished(result: RowResult) -> None:
-            results.add(result)
-            events.finished(result)
-
-        run_rows(jobs, start_worker, count, finished, events.lost)
+    run_jobs(jobs, options, events, results.add)
     results.finish()
     return results
 
 
-def _preflight(jobs: list[RowJob], options, uses_agent: bool, results: ResultsFile, events: BatchEvents) -> list[RowJob]:
+def open_output_folder(options: argparse.Namespace, read_rows: Callable[[], Rows]) -> Rows:
+    """The rows `read_rows` reads, once they are read and the cluster (`--ray`) is joined:
+    only then is the output folder `options.output_dir` (made absolute here) created, with
+    its `logs`, so that a bad manifest or an unreachable cluster leaves nothing behind."""
+    folder = Path(options.output_dir).resolve()
+    if not folder.parent.is_dir():
+        raise OutputError(f"folder {folder.parent} does not exist")
+    options.output_dir = folder
+    rows = read_rows()
+    if options.ray:  # a cluster that cannot be joined is known before any row is read
+        from .ray_workers import connect
+
+        connect(options.ray)
+    folder.mkdir(exist_ok=True)
+    (folder / LOGS_FOLDER).mkdir(exist_ok=True)
+    return rows
+
+
+def run_jobs(jobs: list[RowJob], options: argparse.Namespace, events: BatchEvents, keep: Callable[[RowResult], None]) -> None:
+    """Run the checked `jobs` on the workers `options` choose; `keep` hears of every job's
+    result once, refused by the engine before any worker starts or finished by a worker."""
+    uses_agent = any(job.task.uses_agent for job in jobs)
+    if jobs and not options.ray:
+        jobs = _preflight(jobs, options, uses_agent, keep, events)
+    if not jobs:
+        return
+    start_worker, count, where = _workers(options, uses_agent)
+    events.running(len(jobs), where)
+
+    def finished(result: RowResult) -> None:
+        keep(result)
+        events.finished(result)
+
+    run_rows(jobs, start_worker, count, finished, events.lost)
+
+
+def _preflight(jobs: list[RowJob], options, uses_agent: bool, keep: Callable[[RowResult], None], events: BatchEvents) -> list[RowJob]:
     """Refuse here, before any worker starts, the rows whose weights are not on this machine
     or that the server refuses (Ray's nodes check their own, in their actors)."""
     from ..options import engine_from_args
@@ -124,7 +142,7 @@ def _preflight(jobs: list[RowJob], options, uses_agent: bool, results: ResultsFi
     refusals: dict[tuple, str] = {}
     runnable = []
     for job in jobs:
-        key = (job.args.segmenter, bool(job.args.target))
+        key = (job.task.segmenter, job.task.uses_agent)
         if key not in refusals:
             try:
                 engine.preflight(*key)
@@ -133,7 +151,7 @@ def _preflight(jobs: list[RowJob], options, uses_agent: bool, results: ResultsFi
                 refusals[key] = one_line(error)
         if refusals[key]:
             result = RowResult(job.row, job.image, job.output, FAILED, error=refusals[key])
-            results.add(result)
+            keep(result)
             events.checked(result)
         else:
             runnable.append(job)
