@@ -15,6 +15,10 @@ simulated clinician's on the same slice, the reference, when another policy is e
 the MedSAM-Agent training reward of the key-slice trajectory, seconds, and the folder of
 the case's agent record (`records/caseNNN`, written for failed cases too). The summary
 groups by description and overall.
+
+Each target is scored on its own (`evaluate_target`, which `medsam-agent eval` runs as a
+batch row) and its score kept in `scores/`, so that an evaluation run again skips the
+targets already scored.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputImageError, MedSAMAgentError
+from ..io.atomic import write_bytes_atomically
 from ..io.volumes import read_volume
 from ..metrics import dice, iou, surface_metrics
 from ..segmenters.base import Segmenter, slice_frames
@@ -43,6 +48,9 @@ from .volume_agent import AgentRequest, segment_with_agent
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_TOLERANCE_MM = 2.0
+CASES_FILE = "cases.csv"
+RECORDS_FOLDER = "records"
+SCORES_FOLDER = "scores"  # each finished target's CaseResult (JSON), so that an evaluation run again skips it
 
 
 @dataclass
@@ -104,102 +112,142 @@ def _targets(row: dict, where: str) -> list[tuple[str, int | None]]:
     return [(name, label) for label, name in enumerate(names, 1)]
 
 
-def evaluate(
-    manifest: Path,
-    output_dir: Path,
-    policy: Policy,
-    segmenter: Segmenter,
-    tolerance_mm: float = DEFAULT_TOLERANCE_MM,
-    find_slice: bool = False,
-    progress=None,
-) -> list[CaseResult]:
-    rows = read_manifest(manifest)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+@dataclass(frozen=True)
+class TargetCase:
+    """One scored run of an evaluation: one target of one manifest case."""
+
+    case: int
+    name: str  # 'case003', or 'case003_liver' for one of several targets: its record's and its score's name
+    image: str
+    mask: str
+    description: str
+    label: int | None  # None: every non-zero voxel of the mask
+    slice: str  # "": from the ground truth, or found by the agent (--find-slice)
+    axis: str  # "": axial
+
+    @property
+    def record(self) -> str:
+        """The case's agent record, relative to the evaluation's folder."""
+        return f"{RECORDS_FOLDER}/{self.name}"
+
+
+def case_targets(rows: list[dict]) -> list[TargetCase]:
+    """Each target of each case of a manifest read by `read_manifest`, in order."""
+    targets = []
     for number, case in enumerate(rows, 1):
+        several = len(case["targets"]) > 1
         for description, label in case["targets"]:
-            row = {**case, "description": description, "label": label}
-            if progress:
-                progress(f"case {number}/{len(rows)}: {description}", number - 1, len(rows))
-            started = time.perf_counter()
-            try:
-                if row["image"].lower().endswith(IMAGE_SUFFIXES):
-                    result, records = _evaluate_image(number, row, policy, segmenter, tolerance_mm)
-                else:
-                    result, records = _evaluate_volume(number, row, policy, segmenter, tolerance_mm, find_slice)
-                outcome = {"status": "done"}
-            except MedSAMAgentError as error:
-                result = CaseResult(number, row["image"], description, 0.0, 0.0, 0.0, math.inf, 0, 0, "", 0.0, "error", 0.0, str(error))
-                records, outcome = error.records, failure_outcome(error)
-            result.seconds = round(time.perf_counter() - started, 2)
-            result.policy = policy.name
-            several = len(case["targets"]) > 1
-            result.record = f"records/case{number:03d}" + (f"_{folder_name(description)}" if several else "")
-            (output_dir / "records").mkdir(exist_ok=True)
-            write_records(records, output_dir / result.record, {**outcome, "case": number, "description": description})
-            results.append(result)
-    write_reports(results, output_dir)
-    return results
+            name = f"case{number:03d}" + (f"_{folder_name(description)}" if several else "")
+            targets.append(TargetCase(number, name, case["image"], case["mask"], description, label, _text(case.get("slice")),
+                                      _text(case.get("axis"))))
+    return targets
 
 
-def _evaluate_image(number, row, policy, segmenter, tolerance) -> tuple[CaseResult, list[AgentRecord]]:
-    image = np.asarray(Image.open(row["image"]).convert("RGB"))
-    truth = _of_target(np.asarray(Image.open(row["mask"]).convert("L")), row)
+def _text(value) -> str:
+    """A manifest cell as text: a JSON manifest may give a number (slice 0 included), a CSV an empty cell."""
+    return "" if value is None else str(value).strip()
+
+
+def evaluate_target(target: TargetCase, output_dir: Path, policy: Policy, segmenter: Segmenter,
+                    tolerance_mm: float = DEFAULT_TOLERANCE_MM, find_slice: bool = False) -> CaseResult:
+    """Run and score one target, and write its agent record (a failed run's too) and its
+    score, in that order: a score on disk means the target is finished."""
+    started = time.perf_counter()
+    try:
+        if target.image.lower().endswith(IMAGE_SUFFIXES):
+            result, records = _evaluate_image(target, policy, segmenter, tolerance_mm)
+        else:
+            result, records = _evaluate_volume(target, policy, segmenter, tolerance_mm, find_slice)
+        outcome = {"status": "done"}
+    except MedSAMAgentError as error:
+        result = failed_result(target, str(error), policy.name)
+        records, outcome = error.records, failure_outcome(error)
+    result.seconds = round(time.perf_counter() - started, 2)
+    result.policy = policy.name
+    result.record = target.record
+    output_dir = Path(output_dir)
+    (output_dir / RECORDS_FOLDER).mkdir(exist_ok=True)
+    write_records(records, output_dir / result.record, {**outcome, "case": target.case, "description": target.description})
+    _write_score(result, score_path(output_dir, target))
+    return result
+
+
+def failed_result(target: TargetCase, error: str, policy: str) -> CaseResult:
+    """A target that was not scored: zeros, an infinite HD95 and its error."""
+    return CaseResult(target.case, target.image, target.description, 0.0, 0.0, 0.0, math.inf, 0, 0, "", 0.0, "error", 0.0, error,
+                      policy, record=target.record)
+
+
+def score_path(output_dir: Path, target: TargetCase) -> Path:
+    return Path(output_dir) / SCORES_FOLDER / f"{target.name}.json"
+
+
+def read_score(path: Path) -> CaseResult:
+    return CaseResult(**json.loads(Path(path).read_text()))
+
+
+def _write_score(result: CaseResult, path: Path) -> None:
+    path.parent.mkdir(exist_ok=True)
+    write_bytes_atomically(path, json.dumps(asdict(result)).encode())  # hd95 may be inf: JSON's Infinity, which json reads back
+
+
+def _evaluate_image(target: TargetCase, policy, segmenter, tolerance) -> tuple[CaseResult, list[AgentRecord]]:
+    image = np.asarray(Image.open(target.image).convert("RGB"))
+    truth = _of_target(np.asarray(Image.open(target.mask).convert("L")), target)
     if truth.shape != image.shape[:2]:
-        raise InputImageError(f"case {number}: mask {truth.shape} and image {image.shape[:2]} differ in size")
+        raise InputImageError(f"case {target.case}: mask {truth.shape} and image {image.shape[:2]} differ in size")
     runs = []
     try:
-        trajectory = run_agent(image, row["description"], policy, segmenter, truth=truth, started=runs.append)
+        trajectory = run_agent(image, target.description, policy, segmenter, truth=truth, started=runs.append)
     except MedSAMAgentError as error:
         error.records = [record_of(run, KEY, 0) for run in runs]
         raise
     mask = trajectory.final_mask()
     nsd, hd95 = surface_metrics(mask, truth, (1.0, 1.0), tolerance)
-    result = _case(number, row, mask, truth, nsd, hd95, trajectory, truth, _reference(policy, image, truth, row, segmenter))
+    result = _case(target, mask, truth, nsd, hd95, trajectory, truth, _reference(policy, image, truth, target, segmenter))
     return result, [record_of(trajectory, KEY, 0)]
 
 
-def _evaluate_volume(number, row, policy, segmenter, tolerance, find_slice) -> tuple[CaseResult, list[AgentRecord]]:
-    volume = read_volume(row["image"], log=lambda _: None)
-    reference = read_volume(row["mask"], log=lambda _: None)
+def _evaluate_volume(target: TargetCase, policy, segmenter, tolerance, find_slice) -> tuple[CaseResult, list[AgentRecord]]:
+    volume = read_volume(target.image, log=lambda _: None)
+    reference = read_volume(target.mask, log=lambda _: None)
     if reference.geometry.size != volume.geometry.size:
-        raise InputImageError(f"case {number}: the mask's grid {reference.geometry.size} differs from the image's {volume.geometry.size}")
-    frames = slice_frames(volume, row.get("axis") or "axial", target=row["description"])
-    expected = _of_target(reference.array, row)
+        raise InputImageError(f"case {target.case}: the mask's grid {reference.geometry.size} differs from the image's {volume.geometry.size}")
+    frames = slice_frames(volume, target.axis or "axial", target=target.description)
+    expected = _of_target(reference.array, target)
     truth = frames.plane.to_display(expected)
-    if row.get("slice") not in (None, ""):
-        key = int(row["slice"])
+    if target.slice:
+        key = int(target.slice)
     elif find_slice:
         key = None
     else:
         key = int(np.argmax(truth.sum(axis=(1, 2))))
-    outcome = segment_with_agent(volume, frames, segmenter, policy, AgentRequest(row["description"], key_slice=key), truth=truth)
+    outcome = segment_with_agent(volume, frames, segmenter, policy, AgentRequest(target.description, key_slice=key), truth=truth)
     mask = outcome.segmentation.mask
     nsd, hd95 = surface_metrics(mask, expected, volume.geometry.spacing[::-1], tolerance)
     key = outcome.key_slice
-    clinician = _reference(policy, frames[key], truth[key], row, segmenter, frames.pixel_spacing)
-    return _case(number, row, mask, expected, nsd, hd95, outcome.key_trajectory, truth[key], clinician), outcome.records()
+    clinician = _reference(policy, frames[key], truth[key], target, segmenter, frames.pixel_spacing)
+    return _case(target, mask, expected, nsd, hd95, outcome.key_trajectory, truth[key], clinician), outcome.records()
 
 
-def _of_target(labels: np.ndarray, row: dict) -> np.ndarray:
-    """The row's target in a mask: every non-zero voxel, or those of its label."""
-    return labels > 0 if row.get("label") is None else labels == row["label"]
+def _of_target(labels: np.ndarray, target: TargetCase) -> np.ndarray:
+    """The target in a mask: every non-zero voxel, or those of its label."""
+    return labels > 0 if target.label is None else labels == target.label
 
 
-def _reference(policy, image, truth, row, segmenter, pixel_spacing=(1.0, 1.0)) -> list[float] | None:
+def _reference(policy, image, truth, target: TargetCase, segmenter, pixel_spacing=(1.0, 1.0)) -> list[float] | None:
     """The clinician's Dice per round on the key slice, unless the clinician is the one evaluated."""
     if policy.name == "clinician":
         return None
-    return clinician_round_dice(image, truth, row["description"], segmenter, pixel_spacing)
+    return clinician_round_dice(image, truth, target.description, segmenter, pixel_spacing)
 
 
-def _case(number, row, mask, truth, nsd, hd95, trajectory: Trajectory, key_truth, clinician: list[float] | None) -> CaseResult:
+def _case(target: TargetCase, mask, truth, nsd, hd95, trajectory: Trajectory, key_truth, clinician: list[float] | None) -> CaseResult:
     rounds = round_dice(trajectory, key_truth)
     return CaseResult(
-        case=number,
-        image=row["image"],
-        description=row["description"],
+        case=target.case,
+        image=target.image,
+        description=target.description,
         dice=round(dice(mask, truth), 4),
         iou=round(iou(mask, truth), 4),
         nsd=round(nsd, 4),
@@ -256,7 +304,7 @@ def summarise(results: list[CaseResult]) -> list[dict]:
 
 
 def write_reports(results: list[CaseResult], output_dir: Path) -> None:
-    _write_csv(output_dir / "cases.csv", [asdict(r) for r in results])
+    _write_csv(output_dir / CASES_FILE, [asdict(r) for r in results])
     summary = summarise(results)
     _write_csv(output_dir / "summary.csv", summary)
     columns = list(summary[0])

@@ -22,18 +22,27 @@ def add_parser(commands) -> argparse.ArgumentParser:
                                                    "optionally range, axis, window, segmenter, gt, output")
     batch.add_argument("-o", "--output-dir", type=Path, required=True, help="where the outputs, results.csv, logs/ and records/ go")
     batch.add_argument("--overwrite", action="store_true", help="run finished rows again (default: skip them)")
-    batch.add_argument("--workers", type=_positive, metavar="N", help="worker processes on this machine (default 1); with --ray, at most N actors")
-    where = batch.add_mutually_exclusive_group()
-    where.add_argument("--server", metavar="URL", help=f"send each row to a MedSAM-Agent server (its key in ${SERVER_KEY_ENV})")
-    where.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: its address, or auto for the one this machine is in")
-    batch.add_argument("--cores-per-worker", type=float, default=4.0, metavar="N",
-                       help="with --ray on a cluster without GPUs: cores per actor (default 4); with GPUs: one actor per GPU")
+    add_worker_options(batch, server=True)
     batch.add_argument("--find-slice", action="store_true", help="target rows without a slice: let the agent find the key slice")
     batch.add_argument("--all-components", action="store_true", help="keep every 3D connected component (as segment's option)")
     add_model_options(batch)
     add_agent_options(batch.add_argument_group("agent", "for the rows with a target"))
     batch.add_argument("--recheck", type=int, metavar="N", help="let the agent review the propagated mask every N slices")
     return batch
+
+
+def add_worker_options(parser: argparse.ArgumentParser, server: bool) -> None:
+    """Where the rows run (`batch`, and `eval`, whose cases run as rows): local worker
+    processes, a Ray cluster and, with `server`, the department server."""
+    parser.add_argument("--workers", type=_positive, metavar="N", help="worker processes on this machine (default 1); with --ray, at most N actors")
+    where = parser.add_mutually_exclusive_group()
+    if server:
+        where.add_argument("--server", metavar="URL", help=f"send each row to a MedSAM-Agent server (its key in ${SERVER_KEY_ENV})")
+    else:
+        parser.set_defaults(server=None)
+    where.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: its address, or auto for the one this machine is in")
+    parser.add_argument("--cores-per-worker", type=float, default=4.0, metavar="N",
+                        help="with --ray on a cluster without GPUs: cores per actor (default 4); with GPUs: one actor per GPU")
 
 
 def shared_options():

@@ -1,13 +1,14 @@
-"""`medsam-agent eval`: score an agent policy on a manifest of cases with ground truth."""
+"""`medsam-agent eval`: score an agent policy on a manifest of cases with ground truth. The
+cases run as batch rows (`cohort.evaluation_rows`): on several local workers or a Ray
+cluster, and resumable."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..errors import OutputError
-from .options import add_agent_options, add_model_options, info, local_engine
-from .progress_bar import ProgressBar
+from .batch import EXIT_INTERRUPTED, BatchProgress, add_worker_options
+from .options import add_agent_options, add_model_options, info
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -18,25 +19,30 @@ def add_parser(commands) -> argparse.ArgumentParser:
     add_agent_options(evaluation)
     evaluation.add_argument("--tolerance", type=float, default=2.0, help="surface Dice tolerance in mm (pixels for 2D images)")
     evaluation.add_argument("--find-slice", action="store_true", help="volumes without a slice column: let the agent search")
-    evaluation.add_argument("--overwrite", action="store_true", help="replace earlier reports in the output folder")
+    evaluation.add_argument("--overwrite", action="store_true", help="score every case again (default: an unfinished evaluation of "
+                                                                     "the same manifest and options goes on with the cases left)")
     evaluation.add_argument("--report", action="store_true", help="also write report.html: every case's turns, Dice plots")
+    # No --server: the ground truth feeds the scoring and the simulated clinician, and never leaves this computer.
+    add_worker_options(evaluation, server=False)
     add_model_options(evaluation)
     return evaluation
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..agent.evaluation import evaluate, read_manifest, summarise
+    from ..agent.evaluation import CASES_FILE, summarise
+    from .cohort.evaluation_rows import run_evaluation
 
-    if (args.output_dir / "cases.csv").exists() and not args.overwrite:
-        raise OutputError(f"{args.output_dir} already holds an evaluation; pass --overwrite to replace it")
-    read_manifest(args.manifest)  # fail on a bad manifest before loading models
-    engine = local_engine(args, with_agent=True)
-    policy, segmenter = engine.policy(), engine.segmenter()
-    with ProgressBar() as bar:
-        results = evaluate(args.manifest, args.output_dir, policy, segmenter, args.tolerance, args.find_slice, progress=bar.update)
-    for row in summarise(results):
+    try:
+        with BatchProgress() as progress:
+            evaluation = run_evaluation(args, progress)
+    except KeyboardInterrupt:  # each target scored is whole in scores/
+        info(f"error: interrupted; the cases scored are kept in {args.output_dir}: run the same command again to score the rest")
+        return EXIT_INTERRUPTED
+    if evaluation.skipped:
+        info(f"{evaluation.skipped} targets were scored by an earlier run and kept")
+    for row in summarise(evaluation.results):
         print("  ".join(f"{key} {value}" for key, value in row.items()))
-    info(f"wrote {args.output_dir / 'cases.csv'}, summary.csv, summary.md and each case's agent record in records/")
+    info(f"wrote {args.output_dir / CASES_FILE}, summary.csv, summary.md and each case's agent record in records/")
     if args.report:
         from ..report import REPORT_FILE
         from .report import write_checked_report

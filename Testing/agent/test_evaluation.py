@@ -1,16 +1,22 @@
-"""`medsam-agent eval` on a small manifest built here: 2D images and a volume."""
+"""`medsam-agent eval` on a small manifest built here: 2D images and a volume, its cases run as
+batch rows on real worker processes."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
+import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from MedSAMAgentLib import cli, segmenters
+from MedSAMAgentLib import cli
 from MedSAMAgentLib.agent.evaluation import agent_reward
 from MedSAMAgentLib.agent.loop import Trajectory, Turn
 from MedSAMAgentLib.agent.parsing import parse_action
@@ -19,8 +25,9 @@ from MedSAMAgentLib.agent.view import Letterbox
 from MedSAMAgentLib.segmenters.base import slice_frames
 
 
-@pytest.fixture
-def manifest(tmp_path, phantom):
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory, phantom):
+    tmp_path = tmp_path_factory.mktemp("eval_manifest")
     volume, organs = phantom
     frames = slice_frames(volume, "axial")
     rows = []
@@ -47,10 +54,17 @@ def manifest(tmp_path, phantom):
     return path
 
 
-def test_eval_writes_per_case_and_summary_tables(tmp_path, manifest, litemedsam, monkeypatch, capsys):
-    monkeypatch.setattr(segmenters, "create_segmenter", lambda *a, **k: litemedsam)
-    out = tmp_path / "report"
-    assert cli.main(["eval", str(manifest), "-o", str(out), "--policy", "clinician", "--tolerance", "2"]) == 0
+@pytest.fixture(scope="module")
+def one_worker(manifest, tmp_path_factory) -> tuple[Path, str]:
+    """The manifest evaluated on one worker: (its folder, what it printed)."""
+    out = tmp_path_factory.mktemp("eval") / "report"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert cli.main(["eval", str(manifest), "-o", str(out), "--policy", "clinician", "--tolerance", "2"]) == 0
+    return out, printed.getvalue()
+
+
+def test_eval_writes_per_case_and_summary_tables(manifest, one_worker):
+    out, printed = one_worker
     with open(out / "cases.csv") as handle:
         cases = list(csv.DictReader(handle))
     assert len(cases) == 5 and not any(case["error"] for case in cases)
@@ -66,7 +80,7 @@ def test_eval_writes_per_case_and_summary_tables(tmp_path, manifest, litemedsam,
     assert set(summary) == {"right kidney", "liver", "overall"} and summary["overall"]["cases"] == "5"
     assert summary["right kidney"]["cases"] == "3"
     assert (out / "summary.md").read_text().startswith("| description |")
-    assert "overall" in capsys.readouterr().out
+    assert "overall" in printed
     assert cli.main(["eval", str(manifest), "-o", str(out), "--policy", "clinician"]) == cli.EXIT_USER_ERROR
 
 
@@ -91,3 +105,31 @@ def test_reward_matches_the_training_formula():
     trajectory.turns.append(Turn(3, "", parse_action(tool_call_text("stop_action", {})), None))
     quality = 0.5 * 1.0 + 0.5 * 1.0 - (0.0 + 0.01 * 2) + 0.1 * 0.5
     assert agent_reward(trajectory, truth) == pytest.approx(0.2 * 1.0 + 0.8 * min(1.0, quality))
+
+
+def read_cases(folder) -> list[dict]:
+    """cases.csv, without the seconds each case took."""
+    with open(folder / "cases.csv") as handle:
+        return [{key: value for key, value in case.items() if key != "seconds"} for case in csv.DictReader(handle)]
+
+
+def test_an_interrupted_evaluation_resumes_on_two_workers_with_what_one_worker_scored(tmp_path, manifest, one_worker, capsys):
+    """An evaluation cut short (two targets' scores lost, a 2D one and the volume, and no
+    tables yet) refuses other options, then runs those two targets alone, one on each of two
+    workers (each with half the cores the first run's worker had), and ends with the same tables."""
+    base = ["eval", str(manifest), "--policy", "clinician"]
+    cases = read_cases(one_worker[0])
+    cut_short = shutil.copytree(one_worker[0], tmp_path / "cut_short")
+    for name in ("case003_liver", "case004"):
+        (cut_short / "scores" / f"{name}.json").unlink()
+    (cut_short / "cases.csv").unlink()
+    assert cli.main([*base, "-o", str(cut_short), "--tolerance", "3"]) == cli.EXIT_USER_ERROR
+    assert "holds an evaluation with --tolerance 2.0 (now 3.0)" in capsys.readouterr().err
+    logs = {log.name: log.read_text() for log in (cut_short / "logs").iterdir()}
+    assert cli.main([*base, "-o", str(cut_short), "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "3 targets were scored by an earlier run and kept" in err and "running 2 rows on 2 local worker processes" in err
+    ran = {log.name: log.read_text()[len(logs[log.name]):] for log in (cut_short / "logs").iterdir() if log.read_text() != logs[log.name]}
+    assert sorted(ran) == ["row0004.log", "row0005.log"], "only the targets whose scores were lost ran again"
+    assert len({re.search(r"pid (\d+)", text).group(1) for text in ran.values()}) == 2, "one on each worker"
+    assert read_cases(cut_short) == cases
