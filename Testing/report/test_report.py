@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from MedSAMAgentLib import cli, segmenters
+from MedSAMAgentLib import cli
 from MedSAMAgentLib.agent.protocol import tool_call_text
 from MedSAMAgentLib.agent.records import read_records, write_records
 from MedSAMAgentLib.agent.view import Letterbox
@@ -119,8 +119,7 @@ def check_page(driver, page, evaluations: dict) -> None:
         assert driver.find_element("id", plot).get_attribute("naturalWidth") != "0"
 
 
-def test_eval_reports_render_in_chromium_with_the_numbers_of_cases_csv(tmp_path, brain_manifest, litemedsam, monkeypatch):
-    monkeypatch.setattr(segmenters, "create_segmenter", lambda *args, **kwargs: litemedsam)
+def test_eval_reports_render_in_chromium_with_the_numbers_of_cases_csv(tmp_path, brain_manifest):
     manifest, truths = brain_manifest
     clinician, scripted = tmp_path / "clinician", tmp_path / "scripted"
     assert cli.main(["eval", str(manifest), "-o", str(clinician), "--policy", "clinician", "--report"]) == 0
