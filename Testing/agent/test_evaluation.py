@@ -94,6 +94,14 @@ def test_bad_manifest(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_an_agent_model_that_is_not_here_is_refused_once_before_anything_is_written(tmp_path, manifest, capsys):
+    out = tmp_path / "report"
+    assert cli.main(["eval", str(manifest), "-o", str(out), "--policy", "qwen", "--agent-model", str(tmp_path / "none")]) == cli.EXIT_USER_ERROR
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "agent model not found" in errors[0]
+    assert not out.exists()
+
+
 def test_reward_matches_the_training_formula():
     truth = np.zeros((10, 10), bool)
     truth[2:8, 2:8] = True  # 36 pixels

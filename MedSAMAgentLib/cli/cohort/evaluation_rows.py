@@ -34,7 +34,7 @@ from ...agent.evaluation import (
 )
 from ...errors import OutputError
 from ...io.atomic import write_bytes_atomically
-from ..options import DEFAULT_POLICY
+from ..options import DEFAULT_POLICY, engine_from_args
 from .cohort import LOGS_FOLDER, BatchEvents, open_output_folder, run_jobs
 from .results import FAILED, SKIPPED, RowResult, one_line
 from .worker import RowJob
@@ -78,7 +78,14 @@ class Evaluation:
 
 def run_evaluation(options: argparse.Namespace, events: BatchEvents) -> Evaluation:
     """Score the manifest `options.manifest` into `options.output_dir` and write its reports."""
-    targets = open_output_folder(options, lambda: _targets_to_score(options))
+
+    def read_targets() -> list[TargetCase]:
+        targets = _targets_to_score(options)
+        if not options.ray:  # Ray's nodes check their own engines, in their actors
+            _check_engine(options)
+        return targets
+
+    targets = open_output_folder(options, read_targets)
     folder = options.output_dir
     if options.overwrite:
         shutil.rmtree(folder / SCORES_FOLDER, ignore_errors=True)
@@ -134,6 +141,17 @@ def _targets_to_score(options: argparse.Namespace) -> list[TargetCase]:
     if (folder / CASES_FILE).is_file() and all(score_path(folder, target).is_file() for target in targets):
         raise OutputError(f"{folder} already holds this evaluation, finished; pass --overwrite to score it again")
     return targets
+
+
+def _check_engine(options: argparse.Namespace) -> None:
+    """Every row of an evaluation needs the same engine: one it cannot have (weights or a
+    policy's model not here) is refused once, for the whole evaluation, before any row
+    runs or any score is touched."""
+    engine = engine_from_args(options, with_agent=True)
+    try:
+        engine.preflight(uses_agent=True)
+    finally:
+        engine.close()
 
 
 def _identity(options: argparse.Namespace, targets: list[TargetCase]) -> dict:
