@@ -85,7 +85,8 @@ class SegmentRow:
             return False
         if len(targets) < 2:  # a single target that fails writes nothing
             return True
-        return all(_record_status(folder / RECORD_FILE) == DONE for folder in record_folder_paths(self.args.save_trajectory, targets).values())
+        folders = record_folder_paths(self.args.save_trajectory, targets).values()
+        return all(_record_status(folder / RECORD_FILE) == "done" for folder in folders)  # the record's word, not a row status
 
     def run(self, engine: Engine, result: RowResult, started: float) -> None:
         from ..segment_job import check_options, load_requests, run_and_write
