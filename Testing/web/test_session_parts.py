@@ -3,10 +3,14 @@ its files are kept, how the page describes placed points, and the agent options.
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
 from MedSAMAgentLib import cli
 from MedSAMAgentLib.errors import InputImageError
+from MedSAMAgentLib.web.save_actions import zipped
 from MedSAMAgentLib.web.session_actions import points_text
 from MedSAMAgentLib.web.uploads import DICOM_UPLOAD_NAME, UploadFolder
 
@@ -43,3 +47,13 @@ def test_points_are_described_by_kind_and_slice():
 def test_the_endpoint_policy_needs_an_endpoint(capsys):
     assert cli.main(["web", "--policy", "endpoint"]) == cli.EXIT_USER_ERROR
     assert "--endpoint URL" in capsys.readouterr().err
+
+
+def test_a_saved_folder_downloads_as_a_zip_of_its_files(tmp_path):
+    record = tmp_path / "medsam-agent-right-kidney-20261206-101010"
+    (record / "key_slice_17").mkdir(parents=True)
+    (record / "trajectory.json").write_text("{}")
+    (record / "key_slice_17" / "turn01.png").write_bytes(b"png")
+    with zipfile.ZipFile(io.BytesIO(zipped(record))) as archive:
+        assert sorted(archive.namelist()) == [f"{record.name}/key_slice_17/turn01.png", f"{record.name}/trajectory.json"]
+        assert archive.read(f"{record.name}/key_slice_17/turn01.png") == b"png"
