@@ -16,7 +16,7 @@ from .save_actions import SaveActions
 from .uploads import UploadFolder
 from .workspace import Workspace
 
-PLACING = ("box", "positive", "negative")  # what a click or drag on the red view places
+PLACING = ("box", "positive", "negative")  # what clicks on the red view place
 
 
 class SessionActions:
@@ -26,7 +26,6 @@ class SessionActions:
         self.data = data
         self.uploads = UploadFolder()
         self.uploaded: list[dict] = []
-        self.box = None
         self.red_view = self.box_drawing = self.points = self.tools = None  # given by `attach_red_view`
         self.state.update({
             "volumes": data.entries(), "volume_choice": None, "volume_name": "", "volume_serial": 0, "is_dicom": False,
@@ -75,7 +74,6 @@ class SessionActions:
 
     def _open(self, path: Path, name: str) -> None:
         notes = self.workspace.open(path, name)
-        self.box = None
         self.box_drawing.clear()
         self.points.clear()
         self.tools.use(None, None, None, None)
@@ -103,8 +101,10 @@ class SessionActions:
         if self.red_view is None:
             return
         width, height = self.red_view.render_window().GetSize()
+        xy_to_ras = self.red_view.get_view_node().GetXYToRAS()
+        matrix = [[xy_to_ras.GetElement(row, column) for column in range(4)] for row in range(4)]
         with self.state:
-            self.state.red_geometry = json.dumps({"xy_to_ras": self.box_drawing.xy_to_ras().tolist(), "size": [width, height]})
+            self.state.red_geometry = json.dumps({"xy_to_ras": matrix, "size": [width, height]})
 
     # -- prompts -----------------------------------------------------------------------------
     def _on_placing(self, placing, **_) -> None:
@@ -112,13 +112,15 @@ class SessionActions:
             return
         if placing:
             self.state.tool = None
-        self.box_drawing.set_enabled(placing == "box")
+        # The one placing ends before the other starts: both use the scene's place mode.
         self.points.place(placing if placing in ("positive", "negative") else None)
+        self.box_drawing.set_enabled(placing == "box")
         self.state.placing_on = placing if placing in PLACING else None  # what the red view does now, for the page to show
 
     def on_box(self, corners) -> None:
+        """A box placed: the red view goes back to moving the image."""
         with self.state:
-            self.box = corners
+            self.state.placing = None
             self.state.box_text = "box " + " ".join(f"({r:.1f}, {a:.1f}, {s:.1f})" for r, a, s in corners) + " mm RAS"
             count(self.state, "box_serial")
 
@@ -133,13 +135,12 @@ class SessionActions:
             count(self.state, "points_serial")
 
     def clear_prompts(self) -> None:
-        self.box = None
         self.box_drawing.clear()
         self.points.clear()
         self.state.box_text = ""
 
     def _prepare_segment(self):
-        return self.workspace.prepare(self.state.targets, self.box, self.points.points_ras(), self.state.segment_name,
+        return self.workspace.prepare(self.state.targets, self.box_drawing.corners(), self.points.points_ras(), self.state.segment_name,
                                       self.red_view.get_view_node())
 
     # -- brush, eraser, scissors -------------------------------------------------------------

@@ -48,7 +48,7 @@ def build_session(server, options: argparse.Namespace) -> SessionActions:
                             server_key=os.environ.get(SERVER_KEY_ENV) or None)
     actions = SessionActions(server, Workspace(slicer_app, engine), DataFolder(options.data), options.output)
     red_view = slicer_app.view_manager.get_view("Red")
-    actions.attach_red_view(red_view, BoxDrawing(red_view, slicer_app.scene, actions.on_box), PointPlacing(slicer_app, actions.on_points),
+    actions.attach_red_view(red_view, BoxDrawing(slicer_app, red_view, actions.on_box), PointPlacing(slicer_app, actions.on_points),
                             SegmentTools(slicer_app, actions.on_edit))
     server.state.trame__title = "MedSAM-Agent"
     build_page(server, actions, layout_manager)

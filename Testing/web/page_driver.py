@@ -119,10 +119,17 @@ def place(driver, what: str) -> None:
     wait_for(driver, lambda: attribute(driver, "placing", "data-placing") == what, message=f"placing {what} did not start")
 
 
-def draw_box_on_red(driver, corner_ras, opposite_ras) -> None:
+def draw_box_on_red(driver, corner_ras, opposite_ras, steps: int = 4) -> None:
+    """As Slicer places an ROI: click one corner, move to the opposite one, click."""
     before = serial(driver, "box")
     place(driver, "box")
-    trace_on_red(driver, [corner_ras, opposite_ras])
+    view = red_view(driver)
+    start, end = red_view_offset(driver, corner_ras), red_view_offset(driver, opposite_ras)
+    actions = ActionChains(driver, duration=50).move_to_element_with_offset(view, *start).click()
+    for step in range(1, steps + 1):
+        actions.move_to_element_with_offset(view, round(start[0] + step / steps * (end[0] - start[0])),
+                                            round(start[1] + step / steps * (end[1] - start[1])))
+    actions.click().perform()
     wait_serial(driver, "box", before)
 
 
