@@ -47,7 +47,7 @@ def _volume_controls(upload_trigger: str, actions) -> None:
         ),
     )
     html.Div("{{ volume_name || 'no volume open' }}", id="volume-name",
-             raw_attrs=[':data-serial="volume_serial"', ':data-segments="segment_count"'])
+             raw_attrs=[':data-serial="volume_serial"', ':data-segments="segment_count"', ':data-dicom="is_dicom"'])
     with html.Div(classes="d-flex ga-1 align-center"):
         html.Span("Red slice")
         v.VSlider(v_model=("red_slice", 0), min=0, max=("red_slice_max", 0), step=1, hide_details=True, density="compact",

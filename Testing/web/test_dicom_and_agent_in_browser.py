@@ -1,4 +1,4 @@
-"""A DICOM series uploaded file by file, a typed target segmented by the agent (behind a
+"""A DICOM series opened from the data folder and uploaded file by file, a typed target segmented by the agent (behind a
 scripted OpenAI-compatible endpoint), the agent's turns shown with their pictures, and the
 result saved as DICOM SEG and the agent's record folder, both read back."""
 
@@ -24,7 +24,17 @@ from MedSAMAgentLib.phantom import DEMO_TARGET
 from MedSAMAgentLib.prompts import Box
 from Testing.engine.test_dicom_seg import seg_masks_by_pydicom
 from Testing.fixtures.dicom_series import write_volume_series
-from Testing.web.page_driver import attribute, click_and_wait_run, message, open_page, save, show_red_slice, upload, wait_for
+from Testing.web.page_driver import (
+    attribute,
+    click_and_wait_run,
+    message,
+    open_from_data_folder,
+    open_page,
+    save,
+    show_red_slice,
+    upload,
+    wait_for,
+)
 
 AGENT_DICE_FLOOR = 0.9  # the agent's box has 3 pixels of margin, the demo's 4
 
@@ -41,16 +51,18 @@ def agent_answers(volume, truth) -> tuple[int, list[dict]]:
     return key, [{"content": tool_call_text("add_bbox", {"bbox_2d": grid})}, {"content": tool_call_text("stop_action", {})}]
 
 
-def test_a_dicom_series_segmented_by_the_agent_saves_dicom_seg_and_the_record(workstation, browser, demo_phantom, agent_endpoint, tmp_path):
+def test_a_dicom_series_opened_or_uploaded_and_segmented_by_the_agent_saves_dicom_seg_and_the_record(workstation, browser, demo_phantom, agent_endpoint):
     phantom, organs = demo_phantom
-    series = write_volume_series(tmp_path / "series", phantom.array, (1.0, 1.0, 4.0), (0.0, 0.0, 0.0))
-    volume = read_volume(tmp_path / "series", log=lambda *_: None)
+    series = write_volume_series(workstation.data / "dicom_ct", phantom.array, (1.0, 1.0, 4.0), (0.0, 0.0, 0.0))
+    volume = read_volume(workstation.data / "dicom_ct", log=lambda *_: None)
     truth = organs[DEMO_TARGET]  # the series keeps the phantom's voxel order
     driver = browser()
     open_page(driver, workstation.url)
+    open_from_data_folder(driver, "dicom_ct/")
+    assert driver.find_element(By.ID, "volume-name").text == "dicom_ct" and attribute(driver, "volume-name", "data-dicom") == "true"
     upload(driver, *series.paths)
     assert attribute(driver, "message", "data-kind") != "error", message(driver)
-    assert driver.find_element(By.ID, "volume-name").text == "dicom-series"
+    assert driver.find_element(By.ID, "volume-name").text == "dicom-series" and attribute(driver, "volume-name", "data-dicom") == "true"
 
     key, answers = agent_answers(volume, truth)
     show_red_slice(driver, key)
