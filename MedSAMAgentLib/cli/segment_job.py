@@ -130,14 +130,13 @@ def run_and_write(job: SegmentJob, engine, progress, cancel, error_line, started
 
 
 def _provenance(args, targets):
-    from ..io.dicom_seg import Provenance
+    from ..io.dicom_seg import Provenance, agent_name
     from ..segmenters import DEFAULT_SEGMENTER
 
     segmenter = args.segmenter or ("server default" if args.server else DEFAULT_SEGMENTER)
     if not targets:
         return Provenance(segmenter, None)
-    policy = "the server's agent" if args.server else (args.policy or DEFAULT_POLICY) + (f" {args.agent_model}" if args.agent_model else "")
-    return Provenance(segmenter, policy)
+    return Provenance(segmenter, agent_name(bool(args.server), args.policy or DEFAULT_POLICY, args.agent_model))
 
 
 def _prompt_request(args, volume, plane, log):

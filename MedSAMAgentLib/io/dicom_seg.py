@@ -39,6 +39,12 @@ class Provenance:
         return self.agent is not None and not self.edited
 
 
+def agent_name(on_server: bool, policy: str, model: str | None) -> str:
+    """How a SEG names the agent that placed the prompts: its policy and model, or the
+    server's (which the server chose)."""
+    return "the server's agent" if on_server else policy + (f" {model}" if model else "")
+
+
 def check_dicom_output(volume: Volume, path: Path) -> None:
     """A SEG references the DICOM series it segments and shares its frame of reference:
     refuse one for any other input, or for a series that lacks the UIDs it must share."""

@@ -1,7 +1,7 @@
 """The page: a panel of controls beside the red, yellow, green and 3D views. Every control
-is bound to the session's state; what the session has done (a volume opened, a box drawn,
-a run's end, a file saved, an error) is also written into `data-*` attributes and element
-texts, which is what the browser tests wait on."""
+is bound to the session's state; what the session has done (a volume opened, a prompt
+placed, an edit, a run's end, a file saved, an error) is also written into `data-*`
+attributes and element texts, which is what the browser tests wait on."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import html
 from trame.widgets import vuetify3 as v
 
-UPLOAD_SUFFIXES = ".nii,.nii.gz,.gz,.nrrd,.nhdr,.raw,.mha,.mhd,.zraw"
+UPLOAD_SUFFIXES = ".nii,.nii.gz,.gz,.nrrd,.nhdr,.raw,.mha,.mhd,.zraw,.dcm"
 
 
 def build_page(server, actions, layout_manager) -> VAppLayout:
-    """`actions`: the session's handlers (`session_app.SessionActions`)."""
+    """`actions`: the session's handlers (`session_actions.SessionActions`)."""
     upload = server.trigger_name(actions.receive_upload)
     with VAppLayout(server, full_height=True) as page:
         page.root.theme = "dark"
@@ -22,8 +22,11 @@ def build_page(server, actions, layout_manager) -> VAppLayout:
                 html.H3("MedSAM-Agent")
                 _volume_controls(upload, actions)
                 _prompt_controls(actions)
-                _run_controls(actions)
+                _edit_controls()
+                _run_controls(actions.runs)
+                _save_controls(actions.saving)
                 _messages()
+                _agent_turns()
             with html.Div(style="flex: 1; display: flex; position: relative;"):
                 layout_manager.initialize_layout_grid(page)
     return page
@@ -44,7 +47,7 @@ def _volume_controls(upload_trigger: str, actions) -> None:
         ),
     )
     html.Div("{{ volume_name || 'no volume open' }}", id="volume-name",
-             raw_attrs=[':data-serial="volume_serial"', ':data-segments="segment_count"'])
+             raw_attrs=[':data-serial="volume_serial"', ':data-segments="segment_count"', ':data-dicom="is_dicom"'])
     with html.Div(classes="d-flex ga-1 align-center"):
         html.Span("Red slice")
         v.VSlider(v_model=("red_slice", 0), min=0, max=("red_slice_max", 0), step=1, hide_details=True, density="compact",
@@ -56,36 +59,48 @@ def _volume_controls(upload_trigger: str, actions) -> None:
 def _prompt_controls(actions) -> None:
     v.VTextarea(label="Targets (one per line; the agent places the prompts)", v_model=("targets", ""), rows=2, no_resize=True,
                 hide_details=True, density="compact", id="targets", style="flex: none;")
-    v.VTextField(label="Segment name (for a box)", v_model=("segment_name", ""), hide_details=True, density="compact",
+    v.VTextField(label="Segment name (for a box or points)", v_model=("segment_name", ""), hide_details=True, density="compact",
                  id="segment-name", style="flex: none;")
-    with html.Div(classes="d-flex ga-1 align-center"):
-        v.VBtn("{{ drawing ? 'Drawing: drag on red' : 'Draw box' }}", click="drawing = !drawing", id="draw-box", size="small",
-               color=("drawing ? 'primary' : undefined",), disabled=("!volume_name",),
-               raw_attrs=[':data-drawing="drawing_on"'])
-        v.VBtn("Clear box", click=actions.clear_box, size="small", disabled=("!box_text",))
+    with html.Div(classes="d-flex ga-1 align-center flex-wrap"):
+        with v.VBtnToggle(v_model=("placing", None), density="compact", id="placing", disabled=("!volume_name || busy",),
+                          raw_attrs=[':data-placing="placing_on"']):
+            v.VBtn("Box", value="box", id="draw-box", size="small")
+            v.VBtn("+ point", value="positive", id="positive-point", size="small")
+            v.VBtn("- point", value="negative", id="negative-point", size="small")
+        v.VBtn("Clear", click=actions.clear_prompts, id="clear-prompts", size="small", disabled=("!box_text && !points_text",))
     html.Div("{{ box_text || 'no box' }}", id="box", raw_attrs=[':data-serial="box_serial"'])
-    with v.VBtnToggle(v_model=("tool", None), density="compact", id="tool", raw_attrs=[':data-tool="tool_on"', ':data-serial="edit_serial"']):
-        v.VBtn("Brush", value="paint", id="brush", size="small", disabled=("busy || !segment_count",))
-        v.VBtn("Eraser", value="erase", id="eraser", size="small", disabled=("busy || !segment_count",))
+    html.Div("{{ points_text || 'no points' }}", id="points", raw_attrs=[':data-serial="points_serial"'])
     html.Div(id="red-geometry", style="display: none;", raw_attrs=[':data-geometry="red_geometry"'])
 
 
-def _run_controls(actions) -> None:
+def _edit_controls() -> None:
+    with v.VBtnToggle(v_model=("tool", None), density="compact", id="tool", raw_attrs=[':data-tool="tool_on"', ':data-serial="edit_serial"']):
+        v.VBtn("Brush", value="paint", id="brush", size="small", disabled=("busy || !volume_name",))
+        v.VBtn("Eraser", value="erase", id="eraser", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Scissors", value="scissors", id="scissors", size="small", disabled=("busy || !segment_count",))
+
+
+def _run_controls(runs) -> None:
     with html.Div(classes="d-flex ga-1 flex-wrap"):
-        v.VBtn("Segment", click=actions.segment, id="segment", color="primary", size="small", disabled=("busy || !volume_name",))
-        v.VBtn("Cancel", click=actions.cancel, id="cancel", size="small", disabled=("run_state !== 'running'",))
-        v.VBtn("Re-run from my edits", click=actions.rerun, id="rerun", size="small", disabled=("busy || !segment_count",))
-        v.VBtn("Undo last run", click=actions.undo, id="undo", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Segment", click=runs.segment, id="segment", color="primary", size="small", disabled=("busy || !volume_name",))
+        v.VBtn("Propagate", click=runs.propagate, id="propagate", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Cancel", click=runs.cancel, id="cancel", size="small", disabled=("run_state !== 'running'",))
+        v.VBtn("Re-run from my edits", click=runs.rerun, id="rerun", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Undo last run", click=runs.undo, id="undo", size="small", disabled=("busy || !segment_count",))
     v.VProgressLinear(model_value=("progress", 0), height=8, color="primary", id="progress",
                       indeterminate=("run_state === 'running' && progress === 0",))
     html.Div("{{ progress_text }}", id="progress-text", raw_attrs=[':data-run="run_state"', ':data-run-serial="run_serial"'])
     html.Div("{{ summary }}", id="summary")
+
+
+def _save_controls(saving) -> None:
     with html.Div(classes="d-flex ga-1 flex-wrap"):
-        v.VBtn("Save .seg.nrrd", click=actions.save_seg_nrrd, id="save", size="small", disabled=("busy || !segment_count",))
-        v.VBtn("Save DICOM SEG", click=actions.save_dicom_seg, id="save-dicom", size="small",
+        v.VBtn("Save .seg.nrrd", click=saving.save_seg_nrrd, id="save", size="small", disabled=("busy || !segment_count",))
+        v.VBtn("Save DICOM SEG", click=saving.save_dicom_seg, id="save-dicom", size="small",
                disabled=("busy || !segment_count || !is_dicom",))
+        v.VBtn("Save agent record", click=saving.save_record, id="save-record", size="small", disabled=("busy || !turns.length",))
         v.VBtn("Download", id="download", size="small", disabled=("!saved_name",),
-               click=f"utils.download(saved_name, trigger('{actions.server.trigger_name(actions.download)}'), "
+               click=f"utils.download(saved_name, trigger('{saving.server.trigger_name(saving.download)}'), "
                      "'application/octet-stream')")
     html.Div("{{ saved_name }}", id="saved", raw_attrs=[':data-path="saved_path"', ':data-serial="saved_serial"'])
 
@@ -93,3 +108,12 @@ def _run_controls(actions) -> None:
 def _messages() -> None:
     html.Div("{{ message }}", id="message", style=("message_kind === 'error' ? 'color: #ff6b6b' : ''",),
              raw_attrs=[':data-kind="message_kind"', ':data-serial="message_serial"'])
+
+
+def _agent_turns() -> None:
+    """The agent's record of the last typed-target run: a line per run and per turn, each
+    turn with the picture the agent saw (its answer as the tooltip)."""
+    with (html.Div(id="turns", classes="d-flex flex-column ga-1", raw_attrs=[':data-count="turns.length"']),
+          html.Div(v_for="(line, index) in turns", key="index", classes="turn d-flex ga-1 align-center", title=("line.tooltip",))):
+            html.Img(v_if="line.picture", src=("line.picture",), classes="turn-picture", style="width: 64px; height: 64px;")
+            html.Span("{{ line.text }}", style="white-space: pre; font-size: 12px;")

@@ -23,6 +23,9 @@ class SessionSettings:
     segmenter: str = "litemedsam"
     device: str = "auto"
     runtime: str = "auto"
+    policy: str = "qwen"
+    agent_model: str | None = None
+    endpoint: str | None = None
     server_url: str | None = None
     idle_exit: int = 30
 
@@ -58,10 +61,12 @@ class Sessions:
                      "--idle-exit", str(settings.idle_exit)]
         if settings.data is not None:
             arguments += ["--data", str(settings.data)]
-        if settings.server_url:
-            arguments += ["--server", settings.server_url]
-        # The department server's key, if any, reaches the session in the environment it
-        # inherits (as the command line reads it), never on a command line.
+        for option, value in (("--policy", settings.policy), ("--agent-model", settings.agent_model), ("--endpoint", settings.endpoint),
+                              ("--server", settings.server_url)):
+            if value:
+                arguments += [option, value]
+        # The department server's key and the agent endpoint's key, if any, reach the session
+        # in the environment it inherits (as the command line reads them), never on a command line.
         process = await asyncio.create_subprocess_exec(*arguments, stdin=asyncio.subprocess.DEVNULL)
         session = Session(token, name, port, process)
         asyncio.get_running_loop().create_task(self._watch(session))

@@ -19,6 +19,7 @@ import pytest
 from MedSAMAgentLib.io.writers import write_volume
 from MedSAMAgentLib.phantom import abdominal_phantom
 from Testing.fixtures.browser import headless_chromium
+from Testing.fixtures.chat_server import ScriptedChatServer
 
 START_SECONDS = 60
 DEMO_VOLUME = "sample_abdomen_ct.nrrd"  # the name the demo writes it under
@@ -34,7 +35,8 @@ class Workstation:
 
 
 @contextlib.contextmanager
-def running_workstation(folder: Path, *arguments: str) -> Iterator[Workstation]:
+def running_workstation(folder: Path, *arguments: str, environment: dict[str, str] | None = None) -> Iterator[Workstation]:
+    """`medsam-agent web ARGUMENTS`, with `environment` added to this process's."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -43,7 +45,7 @@ def running_workstation(folder: Path, *arguments: str) -> Iterator[Workstation]:
     log = (folder / "workstation.log").open("wb")
     command = [sys.executable, "-m", "MedSAMAgentLib.cli", "web", "--port", str(port), "--data", str(data), "--output", str(output),
                "--device", "cpu", *arguments]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(environment or {})})
     try:
         deadline = time.monotonic() + START_SECONDS
         while True:
@@ -69,13 +71,22 @@ def demo_phantom():
     return abdominal_phantom()
 
 
+@pytest.fixture(scope="session")
+def agent_endpoint() -> Iterator[ScriptedChatServer]:
+    """The agent for typed targets: an OpenAI-compatible server on localhost answering what
+    a test scripts (`steps`)."""
+    with ScriptedChatServer([]) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
-def workstation(tmp_path_factory, demo_phantom) -> Iterator[Workstation]:
-    """A workstation on this computer only (no keys), its data folder holding the demo CT."""
+def workstation(tmp_path_factory, demo_phantom, agent_endpoint) -> Iterator[Workstation]:
+    """A workstation on this computer only (no keys), its data folder holding the demo CT,
+    its agent behind `agent_endpoint`."""
     folder = tmp_path_factory.mktemp("workstation")
     (folder / "data").mkdir()
     write_volume(demo_phantom[0], folder / "data" / DEMO_VOLUME)
-    with running_workstation(folder) as station:
+    with running_workstation(folder, "--policy", "endpoint", "--endpoint", agent_endpoint.url) as station:
         yield station
 
 

@@ -4,6 +4,7 @@ waiting after each action on what the page shows once the session has done it: t
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -97,32 +98,57 @@ def red_view_offset(driver, ras) -> tuple[int, int]:
     return round(x * scale_x - image["width"] / 2), round(image["height"] / 2 - y * scale_y)
 
 
-def drag_on_red(driver, start_ras, end_ras, steps: int = 4) -> None:
-    """Press the left button on one patient point of the red view, move to another, release."""
+def trace_on_red(driver, path_ras, steps: int = 4) -> None:
+    """Press the left button on the first patient point of the red view, move through the
+    others (`steps` moves along each leg), release on the last."""
     view = red_view(driver)
-    start, end = red_view_offset(driver, start_ras), red_view_offset(driver, end_ras)
+    offsets = [red_view_offset(driver, ras) for ras in path_ras]
     actions = ActionChains(driver, duration=50)
-    actions.move_to_element_with_offset(view, *start).click_and_hold()
-    for step in range(1, steps + 1):
-        actions.move_to_element_with_offset(view, round(start[0] + step / steps * (end[0] - start[0])),
-                                            round(start[1] + step / steps * (end[1] - start[1])))
+    actions.move_to_element_with_offset(view, *offsets[0]).click_and_hold()
+    for start, end in itertools.pairwise(offsets):
+        for step in range(1, steps + 1):
+            actions.move_to_element_with_offset(view, round(start[0] + step / steps * (end[0] - start[0])),
+                                                round(start[1] + step / steps * (end[1] - start[1])))
     actions.release().perform()
 
 
-def draw_box_on_red(driver, corner_ras, opposite_ras) -> None:
+def place(driver, what: str) -> None:
+    """Make clicks on the red view place `what`: 'box', 'positive' or 'negative' (points)."""
+    if attribute(driver, "placing", "data-placing") != what:
+        driver.find_element(By.ID, {"box": "draw-box", "positive": "positive-point", "negative": "negative-point"}[what]).click()
+    wait_for(driver, lambda: attribute(driver, "placing", "data-placing") == what, message=f"placing {what} did not start")
+
+
+def draw_box_on_red(driver, corner_ras, opposite_ras, steps: int = 4) -> None:
+    """As Slicer places an ROI: click one corner, move to the opposite one, click."""
     before = serial(driver, "box")
-    driver.find_element(By.ID, "draw-box").click()
-    wait_for(driver, lambda: attribute(driver, "draw-box", "data-drawing") == "true", message="drawing did not start")
-    drag_on_red(driver, corner_ras, opposite_ras)
+    place(driver, "box")
+    view = red_view(driver)
+    start, end = red_view_offset(driver, corner_ras), red_view_offset(driver, opposite_ras)
+    actions = ActionChains(driver, duration=50).move_to_element_with_offset(view, *start).click()
+    for step in range(1, steps + 1):
+        actions.move_to_element_with_offset(view, round(start[0] + step / steps * (end[0] - start[0])),
+                                            round(start[1] + step / steps * (end[1] - start[1])))
+    actions.click().perform()
     wait_serial(driver, "box", before)
 
 
-def paint_on_red(driver, tool: str, start_ras, end_ras) -> None:
-    """A stroke of the brush ('paint') or the eraser ('erase') on the red view."""
-    driver.find_element(By.ID, "brush" if tool == "paint" else "eraser").click()
+def click_points_on_red(driver, kind: str, *points_ras) -> None:
+    """Place positive or negative points with clicks on the red view."""
+    place(driver, kind)
+    for ras in points_ras:
+        before = serial(driver, "points")
+        ActionChains(driver, duration=50).move_to_element_with_offset(red_view(driver), *red_view_offset(driver, ras)).click().perform()
+        wait_serial(driver, "points", before)
+
+
+def edit_on_red(driver, tool: str, path_ras) -> None:
+    """A stroke of the brush ('paint') or the eraser ('erase') along `path_ras`, or an
+    outline traced with the scissors ('scissors'), on the red view."""
+    driver.find_element(By.ID, {"paint": "brush", "erase": "eraser", "scissors": "scissors"}[tool]).click()
     wait_for(driver, lambda: attribute(driver, "tool", "data-tool") == tool, message=f"the {tool} tool was not taken up")
     before = serial(driver, "tool")
-    drag_on_red(driver, start_ras, end_ras, steps=8)
+    trace_on_red(driver, path_ras, steps=8)
     wait_serial(driver, "tool", before)
 
 
@@ -134,9 +160,10 @@ def click_and_wait_run(driver, button: str = "segment", seconds: float = RUN_SEC
     return attribute(driver, "progress-text", "data-run")
 
 
-def save_seg_nrrd(driver) -> str:
+def save(driver, button: str = "save") -> str:
+    """Click a save button ('save': .seg.nrrd, 'save-dicom', 'save-record'); the path saved."""
     before = serial(driver, "saved")
-    driver.find_element(By.ID, "save").click()
+    driver.find_element(By.ID, button).click()
     wait_serial(driver, "saved", before)
     return attribute(driver, "saved", "data-path")
 

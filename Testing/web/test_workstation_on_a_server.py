@@ -1,0 +1,31 @@
+"""`medsam-agent web --server URL`: the workstation sends every job to a department server
+(`medsam-agent serve`, started on localhost by the session's `server` fixture) with the key
+in its environment; a box drawn in the page segments the right kidney there."""
+
+from __future__ import annotations
+
+from MedSAMAgentLib.io.writers import write_volume
+from MedSAMAgentLib.metrics import dice
+from MedSAMAgentLib.phantom import DEMO_TARGET
+from MedSAMAgentLib.remote import SERVER_KEY_ENV
+from Testing.web.conftest import DEMO_VOLUME, running_workstation
+from Testing.web.page_driver import click_and_wait_run, draw_box_on_red, message, open_from_data_folder, open_page, save, show_red_slice
+from Testing.web.test_segment_in_browser import DEMO_DICE_FLOOR, demo_box_ras, labels_of
+
+
+def test_a_box_segments_on_the_department_server(server, keys, browser, demo_phantom, tmp_path):
+    volume, organs = demo_phantom
+    (tmp_path / "data").mkdir()
+    write_volume(volume, tmp_path / "data" / DEMO_VOLUME)
+    uploads_before = server.uploads()
+    with running_workstation(tmp_path, "--server", server.url, environment={SERVER_KEY_ENV: keys[1]["alice"]}) as station:
+        driver = browser()
+        open_page(driver, station.url)
+        open_from_data_folder(driver, DEMO_VOLUME)
+        key, corners = demo_box_ras(volume, organs[DEMO_TARGET])
+        show_red_slice(driver, key)
+        draw_box_on_red(driver, *corners)
+        assert click_and_wait_run(driver) == "done", message(driver)
+        assert dice(labels_of(save(driver)), organs[DEMO_TARGET]) >= DEMO_DICE_FLOOR
+    assert server.uploads() == uploads_before + 1  # the volume went to the server, which segmented it
+    assert keys[1]["alice"] not in (tmp_path / "workstation.log").read_text()
