@@ -88,6 +88,9 @@ class LiteMedSAM(Segmenter):
             self.runtime = TORCH_F32
         self.rules = rules
         self._embeddings = EncodingCache(cache_size)
+        # A run follows each seed both ways: its slice's choice among the scaled boxes is
+        # made once (the same keyed store, on the slice and the prompts' numbers).
+        self._seeds = EncodingCache(cache_size)
 
     # -- 2D ---------------------------------------------------------------------------
     def predict_slice(
@@ -128,8 +131,14 @@ class LiteMedSAM(Segmenter):
         box give much the same seed (see `TrackingRules.seed_scales`)."""
         if prompts.box is None:
             return self._predict(image, prompts)
-        candidates = [self._predict(image, SlicePrompts(box=box, points=prompts.points)) for box in self.rules.seed_boxes(prompts.box, image.shape[:2])]
-        return max(candidates, key=lambda prediction: prediction.score)
+
+        def surest() -> Prediction:
+            candidates = [self._predict(image, SlicePrompts(box=box, points=prompts.points)) for box in self.rules.seed_boxes(prompts.box, image.shape[:2])]
+            return max(candidates, key=lambda prediction: prediction.score)
+
+        box = prompts.box
+        clicks = [number for point in prompts.points for number in (point.x, point.y, float(point.positive))]
+        return self._seeds.get(image, surest, box.x0, box.y0, box.x1, box.y1, *clicks)
 
     # -- 3D ---------------------------------------------------------------------------
     def track(
