@@ -59,6 +59,16 @@ def demo_box_ras(volume, truth, key: int | None = None):
     return key, corners
 
 
+def open_demo_on_kidney_slice(driver, url: str, volume, truth):
+    """The demo CT opened from the data folder, the red view on the kidney's middle slice:
+    that slice and the demo's box corners (RAS) there."""
+    open_page(driver, url)
+    open_from_data_folder(driver, DEMO_VOLUME)
+    key, corners = demo_box_ras(volume, truth)
+    show_red_slice(driver, key)
+    return key, corners
+
+
 def centre_ras(volume, mask, index) -> np.ndarray:
     """The patient point at the middle of `mask` on axial slice `index`."""
     j, i = np.argwhere(mask[index]).mean(axis=0)
@@ -93,10 +103,7 @@ def test_box_drawn_with_the_mouse_segments_the_right_kidney(workstation, browser
     volume, organs = demo_phantom
     truth = organs[DEMO_TARGET]
     driver = browser()
-    open_page(driver, workstation.url)
-    open_from_data_folder(driver, DEMO_VOLUME)
-    key, corners = demo_box_ras(volume, truth)
-    show_red_slice(driver, key)
+    key, corners = open_demo_on_kidney_slice(driver, workstation.url, volume, truth)
     assert kidney_colour_share(driver, volume, truth, key) < 0.1  # nothing drawn yet
     driver.find_element(By.ID, "segment-name").send_keys(DEMO_TARGET)  # sent before the box, which the page confirms
     draw_box_on_red(driver, *corners)
@@ -169,10 +176,7 @@ def test_a_box_with_points_then_a_box_on_a_further_slice_grows_the_segment_and_c
     volume, organs = demo_phantom
     truth = organs[DEMO_TARGET]
     driver = browser()
-    open_page(driver, workstation.url)
-    open_from_data_folder(driver, DEMO_VOLUME)
-    key, corners = demo_box_ras(volume, truth)
-    show_red_slice(driver, key)
+    key, corners = open_demo_on_kidney_slice(driver, workstation.url, volume, truth)
     draw_box_on_red(driver, *corners)
 
     # The box with points: a positive one in the kidney, a negative one in the box's corner.

@@ -9,8 +9,8 @@ from MedSAMAgentLib.metrics import dice
 from MedSAMAgentLib.phantom import DEMO_TARGET
 from MedSAMAgentLib.remote import SERVER_KEY_ENV
 from Testing.web.conftest import DEMO_VOLUME, running_workstation
-from Testing.web.page_driver import click_and_wait_run, draw_box_on_red, message, open_from_data_folder, open_page, save, show_red_slice
-from Testing.web.test_segment_in_browser import DEMO_DICE_FLOOR, demo_box_ras, labels_of
+from Testing.web.page_driver import click_and_wait_run, draw_box_on_red, message, save
+from Testing.web.test_segment_in_browser import DEMO_DICE_FLOOR, labels_of, open_demo_on_kidney_slice
 
 
 def test_a_box_segments_on_the_department_server(server, keys, browser, demo_phantom, tmp_path):
@@ -20,10 +20,7 @@ def test_a_box_segments_on_the_department_server(server, keys, browser, demo_pha
     jobs_before = server.jobs()
     with running_workstation(tmp_path, "--server", server.url, environment={SERVER_KEY_ENV: keys[1]["alice"]}) as station:
         driver = browser()
-        open_page(driver, station.url)
-        open_from_data_folder(driver, DEMO_VOLUME)
-        key, corners = demo_box_ras(volume, organs[DEMO_TARGET])
-        show_red_slice(driver, key)
+        _, corners = open_demo_on_kidney_slice(driver, station.url, volume, organs[DEMO_TARGET])
         draw_box_on_red(driver, *corners)
         assert click_and_wait_run(driver) == "done", message(driver)
         assert dice(labels_of(save(driver)), organs[DEMO_TARGET]) >= DEMO_DICE_FLOOR
