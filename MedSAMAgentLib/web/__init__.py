@@ -5,7 +5,7 @@ by trame-slicer on this computer and streamed to the browser.
 Layers, one concern each, each importing only those below it:
 - `gateway`: the address people open; asks for a key when there are keys, gives each
   browser session its own process (`sessions`) and forwards the page and its websocket
-  to it;
+  to it, with the secret that process alone answers (`gateway_secret`);
 - `session_app`: one browser session's process (a trame server on localhost): builds the
   page (`page`) and its handlers (`session_actions`, with `run_actions` and
   `save_actions`);

@@ -15,10 +15,12 @@ import aiohttp
 from aiohttp import web
 
 from ..server.keys import KeyFile
+from . import gateway_secret
 from .sessions import Sessions, SessionStartError
 
 COOKIE = "medsam_agent_session"
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "upgrade", "content-length", "content-encoding", "host", "cookie"}
+NOT_FORWARDED = HOP_HEADERS | {gateway_secret.HEADER.lower()}  # a browser's own copy of the header goes no further
 log = logging.getLogger("medsam_agent.web")
 
 LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>MedSAM-Agent</title></head>
@@ -86,8 +88,9 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/")
     target = f"http://127.0.0.1:{session.port}/{request.match_info['tail']}"
     if request.headers.get("upgrade", "").lower() == "websocket":
-        return await _forward_websocket(request, target.replace("http://", "ws://", 1))
-    headers = {name: value for name, value in request.headers.items() if name.lower() not in HOP_HEADERS}
+        return await _forward_websocket(request, target.replace("http://", "ws://", 1), session.secret)
+    headers = {name: value for name, value in request.headers.items() if name.lower() not in NOT_FORWARDED}
+    headers[gateway_secret.HEADER] = session.secret
     async with aiohttp.ClientSession(auto_decompress=False) as client:
         async with client.request(request.method, target, params=request.query, data=await request.read(), headers=headers,
                                   allow_redirects=False) as answer:
@@ -96,10 +99,11 @@ async def _forward(request: web.Request) -> web.StreamResponse:
             return web.Response(body=body, status=answer.status, headers=kept)
 
 
-async def _forward_websocket(request: web.Request, target: str) -> web.WebSocketResponse:
+async def _forward_websocket(request: web.Request, target: str, secret: str) -> web.WebSocketResponse:
     browser = web.WebSocketResponse(max_msg_size=0, heartbeat=None)
     await browser.prepare(request)
-    async with aiohttp.ClientSession() as client, client.ws_connect(target, max_msg_size=0) as session:
+    async with aiohttp.ClientSession() as client, \
+            client.ws_connect(target, max_msg_size=0, headers={gateway_secret.HEADER: secret}) as session:
         async def pump(source, sink) -> None:
             async for message in source:
                 if message.type == aiohttp.WSMsgType.TEXT:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import os
+import sys
 from pathlib import Path
 
 from ..remote import SERVER_KEY_ENV
+from . import gateway_secret
 from .data_folder import DataFolder
 from .session_actions import SessionActions
 from .workspace import EngineSettings, Workspace
@@ -55,6 +57,12 @@ def build_session(server, options: argparse.Namespace) -> SessionActions:
     return actions
 
 
+def answer_only_the_gateway(server, secret: str) -> None:
+    """Refuse every request and websocket that does not carry the gateway's `secret`."""
+    check = gateway_secret.only_from_the_gateway(secret)
+    server.controller.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(check))
+
+
 def load_model_libraries() -> None:
     """Load torch and what it loads (triton, with its own LLVM) before VTK renders through
     Mesa (whose LLVM is another): loaded the other way round, the process crashes."""
@@ -77,12 +85,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server")
     parser.add_argument("--idle-exit", type=int, default=30, help="seconds without a page before the process exits")
     options = parser.parse_args(argv)
+    secret = gateway_secret.take_from_environment()
+    if secret is None:
+        sys.exit(f"a session is started by medsam-agent web, which gives it {gateway_secret.ENVIRONMENT}")
     faulthandler.enable()  # a crash in VTK or a runtime leaves its stack in the workstation's log
     if not options.server:
         load_model_libraries()
     from trame.app import get_server
 
     server = get_server(client_type="vue3")
+    answer_only_the_gateway(server, secret)
     build_session(server, options)
     print("ready", flush=True)
     server.start(host="127.0.0.1", port=options.port, open_browser=False, show_connection_info=False, disable_logging=True,

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import gateway_secret
 
 START_SECONDS = 180
 log = logging.getLogger("medsam_agent.web")
@@ -35,6 +38,7 @@ class Session:
     token: str  # secret: in the session's cookie and its address
     name: str  # not secret: names its output folder
     port: int
+    secret: str  # the gateway's alone: sent on every forwarded request (`gateway_secret`)
     process: asyncio.subprocess.Process
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -53,7 +57,7 @@ class Sessions:
         return session if session is not None and not session.ended.is_set() else None
 
     async def start(self) -> Session:
-        token, name = secrets.token_urlsafe(24), secrets.token_hex(4)
+        token, name, secret = secrets.token_urlsafe(24), secrets.token_hex(4), gateway_secret.new_secret()
         port = _free_port()
         settings = self.settings
         arguments = [sys.executable, "-m", "MedSAMAgentLib.web.session_app", "--port", str(port),
@@ -66,9 +70,11 @@ class Sessions:
             if value:
                 arguments += [option, value]
         # The department server's key and the agent endpoint's key, if any, reach the session
-        # in the environment it inherits (as the command line reads them), never on a command line.
-        process = await asyncio.create_subprocess_exec(*arguments, stdin=asyncio.subprocess.DEVNULL)
-        session = Session(token, name, port, process)
+        # in the environment it inherits (as the command line reads them), and so does its
+        # secret: never on a command line, which every local user can read.
+        process = await asyncio.create_subprocess_exec(*arguments, stdin=asyncio.subprocess.DEVNULL,
+                                                       env={**os.environ, gateway_secret.ENVIRONMENT: secret})
+        session = Session(token, name, port, secret, process)
         asyncio.get_running_loop().create_task(self._watch(session))
         await self._wait_ready(session)
         self.live[token] = session

@@ -4,11 +4,18 @@ the data folder can be opened."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import http.cookiejar
+import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
+import aiohttp
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -17,6 +24,7 @@ from MedSAMAgentLib.errors import InputImageError
 from MedSAMAgentLib.io.volumes import read_volume
 from MedSAMAgentLib.io.writers import write_volume
 from MedSAMAgentLib.server.keys import add_key
+from MedSAMAgentLib.web import gateway_secret
 from MedSAMAgentLib.web.data_folder import DataFolder
 from Testing.fixtures.browser import headless_chromium
 from Testing.web.conftest import DEMO_VOLUME, running_workstation
@@ -111,3 +119,54 @@ def test_a_closed_page_ends_its_session(tmp_path):
         while "ended (status 0)" not in (tmp_path / "workstation.log").read_text():
             assert time.monotonic() < deadline, "the session's process outlived its page"
             time.sleep(0.2)
+
+
+def session_processes(gateway_pid: int) -> list[list[str]]:
+    """The command lines of the gateway's session processes (read from Linux's /proc)."""
+    command_lines = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command_line = (stat.parent / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+        if parent == gateway_pid and "MedSAMAgentLib.web.session_app" in command_line:
+            command_lines.append(command_line)
+    return command_lines
+
+
+async def open_websocket(url: str, headers: dict[str, str]) -> int | None:
+    """None when `url` accepts the websocket, else the status of the refusal."""
+    async with aiohttp.ClientSession() as client:
+        try:
+            async with client.ws_connect(url, headers=headers):
+                return None
+        except aiohttp.WSServerHandshakeError as refused:
+            return refused.status
+
+
+def test_a_sessions_process_answers_only_the_gateway(tmp_path):
+    """Each session's process listens on localhost: a local program going there directly,
+    past the gateway's key and cookie checks, gets nothing, even with a made-up secret."""
+    with running_workstation(tmp_path) as station:
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        with browser.open(station.url, timeout=120) as page:  # opens a session, through the gateway
+            assert page.status == 200 and "/s/" in page.url
+        [command_line] = session_processes(station.process.pid)
+        port = command_line[command_line.index("--port") + 1]
+        assert not any(gateway_secret.ENVIRONMENT in part for part in command_line)
+        with browser.open(page.url, timeout=30) as again:  # the gateway still gets through
+            assert again.status == 200
+        for headers in ({}, {gateway_secret.HEADER: "guessed"}):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/", headers=headers), timeout=30)
+            assert refused.value.code == 403
+            assert asyncio.run(open_websocket(f"ws://127.0.0.1:{port}/ws", headers)) == 403
+
+
+def test_a_session_process_will_not_start_without_the_gateways_secret(tmp_path):
+    environment = {name: value for name, value in os.environ.items() if name != gateway_secret.ENVIRONMENT}
+    started = subprocess.run([sys.executable, "-m", "MedSAMAgentLib.web.session_app", "--port", "1", "--output", str(tmp_path)],
+                             capture_output=True, text=True, env=environment, timeout=60)
+    assert started.returncode != 0
+    assert gateway_secret.ENVIRONMENT in started.stderr
