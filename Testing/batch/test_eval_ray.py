@@ -8,7 +8,6 @@ agent loop) and pyradiomics' CT lung tumour `lung1` (a volume, the whole flow)."
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from PIL import Image
 
 from MedSAMAgentLib import cli
-from Testing.fixtures.cohort import AGENT_OPTIONS
+from Testing.fixtures.cohort import AGENT_OPTIONS, records_without_times
 
 RAY_OPTIONS = ["--ray", "auto", "--cores-per-worker", "1"]
 
@@ -49,23 +48,6 @@ def cases_without_times(folder: Path) -> list[dict[str, str]]:
     """cases.csv without the seconds each case took (the one column a run may change)."""
     with open(folder / "cases.csv", newline="") as handle:
         return [{key: value for key, value in case.items() if key != "seconds"} for case in csv.DictReader(handle)]
-
-
-def records_without_times(folder: Path) -> dict[str, object]:
-    """Every file of the agent records by its path in `records/`: the JSON read, without
-    the seconds of each turn; the turns' pictures as bytes."""
-
-    def without_seconds(value):
-        if isinstance(value, dict):
-            return {key: without_seconds(item) for key, item in value.items() if key != "seconds"}
-        if isinstance(value, list):
-            return [without_seconds(item) for item in value]
-        return value
-
-    records = folder / "records"
-    files = sorted(path for path in records.rglob("*") if path.is_file())
-    return {str(path.relative_to(records)): without_seconds(json.loads(path.read_text())) if path.suffix == ".json" else path.read_bytes()
-            for path in files}
 
 
 def worker_pids(folder: Path) -> set[int]:
