@@ -18,7 +18,8 @@ def build_page(server, actions, layout_manager) -> VAppLayout:
     with VAppLayout(server, full_height=True) as page:
         page.root.theme = "dark"
         with html.Div(style="display: flex; height: 100vh;"):
-            with html.Div(style="width: 340px; padding: 8px; overflow-y: auto;", classes="d-flex flex-column ga-2"):
+            # The panel scrolls when its controls outgrow the window; inside it, they keep their height.
+            with html.Div(style="width: 340px; flex: none; overflow-y: auto;"), html.Div(classes="d-flex flex-column ga-2 pa-2"):
                 html.H3("MedSAM-Agent")
                 _volume_controls(upload, actions)
                 _prompt_controls(actions)
@@ -58,18 +59,24 @@ def _volume_controls(upload_trigger: str, actions) -> None:
 
 def _prompt_controls(actions) -> None:
     v.VTextarea(label="Targets (one per line; the agent places the prompts)", v_model=("targets", ""), rows=2, no_resize=True,
-                hide_details=True, density="compact", id="targets", style="flex: none;")
+                hide_details=True, density="compact", id="targets")
     v.VTextField(label="Segment name (for a box or points)", v_model=("segment_name", ""), hide_details=True, density="compact",
-                 id="segment-name", style="flex: none;")
+                 id="segment-name")
     with html.Div(classes="d-flex ga-1 align-center flex-wrap"):
         with v.VBtnToggle(v_model=("placing", None), density="compact", id="placing", disabled=("!volume_name || busy",),
                           raw_attrs=[':data-placing="placing_on"']):
             v.VBtn("Box", value="box", id="draw-box", size="small")
             v.VBtn("+ point", value="positive", id="positive-point", size="small")
             v.VBtn("- point", value="negative", id="negative-point", size="small")
-        v.VBtn("Clear", click=actions.clear_prompts, id="clear-prompts", size="small", disabled=("!box_text && !points_text",))
+        v.VBtn("Clear", click=actions.clear_prompts, id="clear-prompts", size="small", disabled=("!box_text && !points_text && !range_text",))
     html.Div("{{ box_text || 'no box' }}", id="box", raw_attrs=[':data-serial="box_serial"'])
     html.Div("{{ points_text || 'no points' }}", id="points", raw_attrs=[':data-serial="points_serial"'])
+    with html.Div(classes="d-flex ga-1 align-center flex-wrap"):
+        html.Span("Object's slices", title="scroll to each end of the object; without them the run finds the ends")
+        for end in ("first", "last"):
+            v.VBtn(f"{end.capitalize()} here", click=(actions.object_end_here, f"['{end}']"), id=f"range-{end}", size="small",
+                   disabled=("!volume_name || busy",))
+    html.Div("{{ range_text || 'ends found by the run' }}", id="range", raw_attrs=[':data-serial="range_serial"'])
     html.Div(id="red-geometry", style="display: none;", raw_attrs=[':data-geometry="red_geometry"'])
 
 

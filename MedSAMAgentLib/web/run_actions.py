@@ -20,13 +20,13 @@ STATE = {"busy": False, "run_state": "idle", "run_serial": 0, "progress": 0, "pr
 
 
 class RunActions:
-    def __init__(self, server, workspace: Workspace, prepare_segment: Callable[[], PreparedRun], red_slice_node: Callable[[], object]):
+    def __init__(self, server, workspace: Workspace, prepare_segment: Callable[[], PreparedRun], prepare_propagate: Callable[[], PreparedRun]):
         """`prepare_segment`: the Segment run from the page's targets and prompts;
-        `red_slice_node`: the red view's slice node (Propagate starts from its slice)."""
+        `prepare_propagate`: the Propagate run from the red view's slice."""
         self.state = server.state
         self.workspace = workspace
         self.prepare_segment = prepare_segment
-        self.red_slice_node = red_slice_node
+        self.prepare_propagate = prepare_propagate
         self.cancel_requested = threading.Event()
         self._tasks: set[asyncio.Future] = set()  # runs under way (kept, so that they are not collected)
         self.state.update(STATE)
@@ -35,7 +35,7 @@ class RunActions:
         self._start(self.prepare_segment)
 
     def propagate(self) -> None:
-        self._start(lambda: self.workspace.prepare_propagate(self.red_slice_node()))
+        self._start(self.prepare_propagate)
 
     def rerun(self) -> None:
         self._start(self.workspace.prepare_rerun)

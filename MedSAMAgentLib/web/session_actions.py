@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import MedSAMAgentError
 from .data_folder import DataFolder
+from .object_slices import ObjectSlices
 from .page_state import count, say
 from .run_actions import RunActions
 from .save_actions import SaveActions
@@ -35,7 +36,8 @@ class SessionActions:
             "tool": None, "tool_on": None, "edit_serial": 0,
             "message": "", "message_kind": "", "message_serial": 0,
         })
-        self.runs = RunActions(server, workspace, self._prepare_segment, lambda: self.red_view.get_view_node())
+        self.object_slices = ObjectSlices(self.state)
+        self.runs = RunActions(server, workspace, self._prepare_segment, self._prepare_propagate)
         self.saving = SaveActions(server, workspace, output)
         self.state.change("placing")(self._on_placing)
         self.state.change("tool")(self._on_tool)
@@ -76,6 +78,7 @@ class SessionActions:
         notes = self.workspace.open(path, name)
         self.box_drawing.clear()
         self.points.clear()
+        self.object_slices.clear()
         self.tools.use(None, None, None, None)
         view, index = self.workspace.key_slice_of(self.red_view)
         self.state.update({
@@ -134,14 +137,23 @@ class SessionActions:
                 say(self.state, str(error), "error")
             count(self.state, "points_serial")
 
+    def object_end_here(self, end: str) -> None:
+        """The red view's slice is the object's `end` ('first' or 'last')."""
+        if self.workspace.volume_node is not None:
+            self.object_slices.set_here(end, self.state.red_shown)
+
     def clear_prompts(self) -> None:
         self.box_drawing.clear()
         self.points.clear()
+        self.object_slices.clear()
         self.state.box_text = ""
 
     def _prepare_segment(self):
         return self.workspace.prepare(self.state.targets, self.box_drawing.corners(), self.points.points_ras(), self.state.segment_name,
-                                      self.red_view.get_view_node())
+                                      self.red_view.get_view_node(), self.object_slices.slice_range())
+
+    def _prepare_propagate(self):
+        return self.workspace.prepare_propagate(self.red_view.get_view_node(), self.object_slices.slice_range())
 
     # -- brush, eraser, scissors -------------------------------------------------------------
     def _on_tool(self, tool, **_) -> None:

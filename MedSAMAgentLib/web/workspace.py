@@ -110,13 +110,15 @@ class Workspace:
         slice_view.set_slice_value(float(normal @ ras))
 
     # -- runs ----------------------------------------------------------------------------
-    def prepare(self, targets: str, box_ras, points_ras, segment_name: str, red_slice_node) -> PreparedRun:
+    def prepare(self, targets: str, box_ras, points_ras, segment_name: str, red_slice_node, slice_range=None) -> PreparedRun:
         """Segment: the typed targets (the agent places prompts), else the box and points.
         The key slice is the box's slice, else the one the red view shows; points on other
         slices are further seeds. Prompts on a slice the last run did not start from grow
-        its segment (the logic's update)."""
+        its segment (the logic's update). `slice_range`: the object's first and last slice
+        along the red view, if the page sets them."""
         view, key_slice = self._shown(red_slice_node)
-        job = self._job(target=targets.strip(), view=view, key_slice=key_slice, segment_name=segment_name.strip() or None)
+        job = self._job(target=targets.strip(), view=view, key_slice=key_slice, segment_name=segment_name.strip() or None,
+                        slice_range=slice_range)
         if not job.target:
             if box_ras is None and not points_ras:
                 raise MedSAMAgentError("type a target, or draw a box or place points on the red view")
@@ -126,14 +128,14 @@ class Workspace:
         segment_id = None if len(job.targets) > 1 else self.segment_id
         return self.logic.prepare(SEGMENT, self.volume_node, self.segmentation_node, segment_id, job)
 
-    def prepare_propagate(self, red_slice_node) -> PreparedRun:
+    def prepare_propagate(self, red_slice_node, slice_range=None) -> PreparedRun:
         """Propagate what the segment holds on the slice the red view shows through the
-        volume (drawn there with the brush, or left by a run)."""
+        volume (drawn there with the brush, or left by a run), or through `slice_range`."""
         if not self.segment_id:
             raise MedSAMAgentError("nothing to propagate: paint the object on the red view's slice with the brush first")
         view, key_slice = self._shown(red_slice_node)
         return self.logic.prepare(PROPAGATE, self.volume_node, self.segmentation_node, self.segment_id,
-                                  self._job(view=view, key_slice=key_slice))
+                                  self._job(view=view, key_slice=key_slice, slice_range=slice_range))
 
     def prepare_rerun(self) -> PreparedRun:
         """Propagate again from the last run's seeds, keeping every slice edited since."""

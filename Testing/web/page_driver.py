@@ -81,6 +81,14 @@ def show_red_slice(driver, index: int) -> None:
     wait_for(driver, lambda: attribute(driver, "red-slice", "data-shown") == str(index), message="the red view did not move")
 
 
+def set_object_end(driver, end: str, index: int) -> None:
+    """Show slice `index` on the red view and make it the object's `end` ('first' or 'last')."""
+    show_red_slice(driver, index)
+    before = serial(driver, "range")
+    driver.find_element(By.ID, f"range-{end}").click()
+    wait_serial(driver, "range", before)
+
+
 def red_view(driver):
     """The red view's image (the page shows it first)."""
     return driver.find_elements(By.CSS_SELECTOR, "img.image-display-area")[0]

@@ -2,8 +2,8 @@
 around the right kidney on the red view with the mouse, segment, save, and read the saved
 `.seg.nrrd` back; edit with the brush and the scissors, re-run, propagate, undo; a box
 with points; a box on a further slice grows the segment, and cancelling that run changes
-nothing. A screenshot shows the segment
-where the kidney is and is kept for the README."""
+nothing; the object's first and last slices set on the page bound the run. A screenshot
+shows the segment where the kidney is and is kept for the README."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ from Testing.web.page_driver import (
     red_view_offset,
     save,
     segment_count,
+    serial,
+    set_object_end,
     show_red_slice,
     wait_for,
 )
@@ -120,6 +122,7 @@ def test_box_drawn_with_the_mouse_segments_the_right_kidney(workstation, browser
 
     wait_for(driver, lambda: kidney_colour_share(driver, volume, truth, key) > 0.8, message="the segment is not shown on the kidney")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("arguments[0].scrollIntoView()", driver.find_element(By.TAG_NAME, "h3"))  # the panel from its top
     driver.save_screenshot(str(SCREENSHOT.with_suffix(".new.png")))
     shutil.move(SCREENSHOT.with_suffix(".new.png"), SCREENSHOT)
 
@@ -212,3 +215,29 @@ def test_a_box_with_points_then_a_box_on_a_further_slice_grows_the_segment_and_c
     grown = labels_of(save(driver))
     np.testing.assert_array_equal(grown[: key + 1], first[: key + 1])
     assert dice(grown[grown_from], truth[grown_from]) >= GROWN_SLICE_DICE_FLOOR
+
+
+def test_the_objects_slices_set_on_the_page_bound_the_run(workstation, browser, demo_phantom):
+    volume, organs = demo_phantom
+    truth = organs[DEMO_TARGET]
+    driver = browser()
+    key, corners = open_demo_on_kidney_slice(driver, workstation.url, volume, truth)
+    kidney = np.flatnonzero(truth.any(axis=(1, 2)))
+    first, last = key - 3, key + 2  # inside the kidney: without them the run would go on
+    assert kidney[0] < first and last < kidney[-1]
+    set_object_end(driver, "last", last)  # the ends in either order
+    assert driver.find_element(By.ID, "range").text == f"last slice {last}: set the other end too"
+    show_red_slice(driver, key)
+    draw_box_on_red(driver, *corners)
+    before = serial(driver, "message")
+    driver.find_element(By.ID, "segment").click()  # one end alone: refused before any work
+    wait_for(driver, lambda: serial(driver, "message") > before)
+    assert "set both of the object's end slices" in message(driver) and segment_count(driver) == 0
+
+    set_object_end(driver, "first", first)
+    assert driver.find_element(By.ID, "range").text == f"object on slices {first} to {last}"
+    show_red_slice(driver, key)
+    assert click_and_wait_run(driver) == "done", message(driver)
+    labels = labels_of(save(driver))
+    np.testing.assert_array_equal(np.flatnonzero(labels.any(axis=(1, 2))), np.arange(first, last + 1))
+    assert dice(labels[first:last + 1], truth[first:last + 1]) >= DEMO_DICE_FLOOR
