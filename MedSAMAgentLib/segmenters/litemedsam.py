@@ -12,6 +12,7 @@ mask, grown by a margin.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -86,6 +87,8 @@ class LiteMedSAM(Segmenter):
         self._decode = compiled_module(decoder, examples, self.name, "mask decoder", weights_sha256, self.runtime, shapes, f32_reason) or decoder
         if encoder is None:
             self.runtime = TORCH_F32
+        # Where OpenVINO runs both models, PyTorch only does the small work between them.
+        self._between_models = _torch_on_one_thread if encoder is not None else contextlib.nullcontext
         self.rules = rules
         self._embeddings = EncodingCache(cache_size)
         # A run follows each seed both ways: its slice's choice among the scaled boxes is
@@ -103,6 +106,10 @@ class LiteMedSAM(Segmenter):
 
     @torch.inference_mode()
     def _predict(self, image: np.ndarray, prompts: SlicePrompts) -> Prediction:
+        with self._between_models():
+            return self._predict_now(image, prompts)
+
+    def _predict_now(self, image: np.ndarray, prompts: SlicePrompts) -> Prediction:
         frame = _ModelFrame(*image.shape[:2])
 
         def encode() -> torch.Tensor:
@@ -213,6 +220,20 @@ class LiteMedSAM(Segmenter):
             kept = follower.kept(image, raw)
             follower.follow(kept)
             yield slice_index, kept, evidence
+
+
+@contextlib.contextmanager
+def _torch_on_one_thread() -> Iterator[None]:
+    """PyTorch on one thread while it only resizes images and encodes prompts between
+    OpenVINO's model calls: its idle threads keep spinning for a while after each small
+    operation and take the cores OpenVINO's threads need (a LiteMedSAM run 5-6% faster on a
+    2-core AMD EPYC, the same masks; benchmarks/README.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _locked_log_odds(mask: np.ndarray) -> float:
