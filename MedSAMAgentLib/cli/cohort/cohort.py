@@ -162,9 +162,11 @@ def _preflight(jobs: list[RowJob], options, uses_agent: bool, keep: Callable[[Ro
 def _workers(options, uses_agent: bool):
     """(a function that starts one worker, how many, where they run)."""
     if options.ray:
+        import ray
+
         from .ray_workers import RayWorker, actor_shape
 
-        shape = actor_shape(options.cores_per_worker, options.workers)
+        shape = actor_shape(ray.cluster_resources(), options.cores_per_worker, options.workers)
         return (lambda: RayWorker(options, uses_agent, shape)), shape.count, shape.describe()
     from .local_workers import ProcessWorker, threads_per_worker
 

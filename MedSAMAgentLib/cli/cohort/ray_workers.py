@@ -11,6 +11,7 @@ worker, so each row is run to the end exactly once.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -44,19 +45,18 @@ def connect(address: str) -> None:
         raise MedSAMAgentError(f"cannot join the Ray cluster at {address}: {' '.join(str(error).split())}") from None
 
 
-def actor_shape(cores_per_worker: float, workers: int | None) -> ActorShape:
-    """One actor per GPU of the cluster, else per `cores_per_worker` of its cores; at most
-    `workers` when given."""
-    import ray
-
-    resources = ray.cluster_resources()
+def actor_shape(resources: Mapping[str, float], cores_per_worker: float, workers: int | None) -> ActorShape:
+    """One actor per GPU of the cluster (`resources`, as `ray.cluster_resources()` gives
+    them), as many as its cores allow at one or more each, else one per `cores_per_worker`
+    of its cores; at most `workers` when given."""
     gpus, cores = int(resources.get("GPU", 0)), resources.get("CPU", 0)
     if gpus:
-        shape = ActorShape(gpus, max(1.0, min(cores_per_worker, cores / gpus)), 1)
+        per_actor = max(1.0, min(cores_per_worker, cores / gpus))
+        shape = ActorShape(min(gpus, int(cores // per_actor)), per_actor, 1)
     else:
         shape = ActorShape(int(cores // cores_per_worker), cores_per_worker, 0)
     if shape.count < 1:
-        raise MedSAMAgentError(f"the Ray cluster has {cores:g} cores and no GPU: not enough for one worker of {cores_per_worker:g} cores")
+        raise MedSAMAgentError(f"the Ray cluster has {cores:g} cores and {gpus} GPUs: not enough for one worker of {cores_per_worker:g} cores")
     return ActorShape(min(shape.count, workers), shape.num_cpus, shape.num_gpus) if workers else shape
 
 
