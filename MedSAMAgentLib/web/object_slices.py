@@ -39,13 +39,11 @@ class ObjectSlices:
         return min(first, last), max(first, last)
 
     def _show(self) -> None:
-        first, last = self.state.range_first, self.state.range_last
-        if first is not None and last is not None:
-            low, high = min(first, last), max(first, last)
-            self.state.range_text = f"object on slices {low} to {high}"
-        elif first is not None or last is not None:
-            end, index = ("first", first) if first is not None else ("last", last)
-            self.state.range_text = f"{end} slice {index}: set the other end too"
+        set_ends = [(end, self.state[f"range_{end}"]) for end in ENDS if self.state[f"range_{end}"] is not None]
+        if len(set_ends) == 2:
+            self.state.range_text = "object on slices {} to {}".format(*self.slice_range())
+        elif set_ends:
+            self.state.range_text = "{} slice {}: set the other end too".format(*set_ends[0])
         else:
             self.state.range_text = ""
         count(self.state, "range_serial")

@@ -9,6 +9,8 @@ from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import html
 from trame.widgets import vuetify3 as v
 
+from .object_slices import ENDS
+
 UPLOAD_SUFFIXES = ".nii,.nii.gz,.gz,.nrrd,.nhdr,.raw,.mha,.mhd,.zraw,.dcm"
 
 
@@ -73,7 +75,7 @@ def _prompt_controls(actions) -> None:
     html.Div("{{ points_text || 'no points' }}", id="points", raw_attrs=[':data-serial="points_serial"'])
     with html.Div(classes="d-flex ga-1 align-center flex-wrap"):
         html.Span("Object's slices", title="scroll to each end of the object; without them the run finds the ends")
-        for end in ("first", "last"):
+        for end in ENDS:
             v.VBtn(f"{end.capitalize()} here", click=(actions.object_end_here, f"['{end}']"), id=f"range-{end}", size="small",
                    disabled=("!volume_name || busy",))
     html.Div("{{ range_text || 'ends found by the run' }}", id="range", raw_attrs=[':data-serial="range_serial"'])

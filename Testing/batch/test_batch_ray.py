@@ -17,6 +17,7 @@ from MedSAMAgentLib import cli
 from MedSAMAgentLib.cli.batch import EXIT_SOME_ROWS_FAILED
 from Testing.fixtures.cohort import (
     AGENT_OPTIONS,
+    RAY_OPTIONS,
     assert_bad_rows_reported,
     assert_same_outputs,
     assert_same_volume,
@@ -26,8 +27,6 @@ from Testing.fixtures.cohort import (
     read_results,
     records_without_times,
 )
-
-RAY_OPTIONS = ["--ray", "auto", "--cores-per-worker", "1"]
 
 
 def test_two_actors_write_what_segment_writes_and_a_killed_one_has_its_row_run_again(cohort, ray_cluster, tmp_path):

@@ -17,9 +17,7 @@ import pytest
 from PIL import Image
 
 from MedSAMAgentLib import cli
-from Testing.fixtures.cohort import AGENT_OPTIONS, records_without_times
-
-RAY_OPTIONS = ["--ray", "auto", "--cores-per-worker", "1"]
+from Testing.fixtures.cohort import AGENT_OPTIONS, RAY_OPTIONS, records_without_times
 
 
 @pytest.fixture(scope="module")
