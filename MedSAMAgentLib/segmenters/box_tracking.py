@@ -8,8 +8,8 @@ following and ending are separate decisions:
 - **Following**: each slice is prompted with its neighbour's kept mask's box, grown by a
   margin (less where the neighbour's mask filled its own box); the mask is kept cut to the
   seed's grey band (a spill into darker or brighter tissue does not carry into the next
-  box). Inside a stretch where the object is known to
-  go on (the user's range, or up to another seed) every mask is kept.
+  box). Inside a stretch where the object is known to go on (the user's range, or up to
+  another seed) every mask is kept.
 - **Evidence**: each slice's mask gets a log-odds that it is still the seed's object, from
   measurements that compare it with the seed and its neighbour (`SliceEvidence`), weighed
   by `EvidenceWeights`.
