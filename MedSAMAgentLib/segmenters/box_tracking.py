@@ -6,10 +6,9 @@ following and ending are separate decisions:
 - **The seed does not hang on how the box was drawn**: the seed slice is prompted with
   the user's box scaled up and down, and the mask the model is surest of is the seed.
 - **Following**: each slice is prompted with its neighbour's kept mask's box, grown by a
-  margin (less where the neighbour's mask filled its own box); the mask is kept cut to the
-  seed's grey band (a spill into darker or brighter tissue does not carry into the next
-  box). Inside a stretch where the object is known to go on (the user's range, or up to
-  another seed) every mask is kept.
+  margin; the mask is kept cut to the seed's grey band (a spill into darker or brighter
+  tissue does not carry into the next box). Inside a stretch where the object is known to
+  go on (the user's range, or up to another seed) every mask is kept.
 - **Evidence**: each slice's mask gets a log-odds that it is still the seed's object, from
   measurements that compare it with the seed and its neighbour (`SliceEvidence`), weighed
   by `EvidenceWeights`.
@@ -58,8 +57,7 @@ DEFAULT_EVIDENCE = EvidenceWeights(intercept=0.15, score_ratio=1.1, grey_distanc
 @dataclass(frozen=True)
 class TrackingRules:
     margin_fraction: float = 0.1
-    """The next box is the neighbour's mask's box grown by this fraction of its longer side
-    (times the room the neighbour's mask left in its box, `ObjectFollower.next_box`)..."""
+    """The next box is the neighbour's mask's box grown by this fraction of its longer side..."""
     margin_min_pixels: float = 3.0
     """...and by at least this many pixels."""
     grey_band: float = 2.25
@@ -86,16 +84,12 @@ class TrackingRules:
                              min(height - 1.0, centre_y + half_y)))
         return boxes
 
-    def margin(self, mask: np.ndarray, room: float = 1.0) -> float:
-        """How far a box around `mask` is grown: `margin_fraction` times `room` of its longer
-        side, and at least `margin_min_pixels`."""
+    def box_around(self, mask: np.ndarray) -> Box:
+        """`mask`'s box grown by `margin_fraction` of its longer side, and by at least
+        `margin_min_pixels`."""
         tight = Box.around(mask)
         side = max(tight.x1 - tight.x0, tight.y1 - tight.y0)
-        return max(self.margin_min_pixels, self.margin_fraction * room * side)
-
-    def box_around(self, mask: np.ndarray) -> Box:
-        """`mask`'s box grown by the full margin."""
-        return Box.around(mask, margin=self.margin(mask))
+        return Box.around(mask, margin=max(self.margin_min_pixels, self.margin_fraction * side))
 
 
 @dataclass(frozen=True)
@@ -152,20 +146,9 @@ class ObjectFollower:
         self.seed_grey = GreyLevel(seed_image, seed_mask)
         self.seed_score = max(seed_score, 1e-3)
         self.guide = seed_mask
-        self.room = 1.0
-        self._asked: tuple[Box, float] | None = None  # the last box asked with, and its margin
 
     def next_box(self) -> Box:
-        """The neighbour's box grown by the margin, the margin scaled by the room the
-        neighbour's raw mask left inside the box it was asked with. A box-prompted model
-        spills to its box's edges where the object borders tissue like it; grown by the full
-        margin each slice, the box then grows a fifth a slice into that tissue while the
-        object shrinks (the sacrum into the pelvis). A mask that stopped short of its box
-        keeps the full margin, so a growing tumour is not cut."""
-        margin = self.rules.margin(self.guide, self.room)
-        box = Box.around(self.guide, margin=margin)
-        self._asked = (box, margin)
-        return box
+        return self.rules.box_around(self.guide)
 
     def measure(self, image: np.ndarray, mask: np.ndarray, score: float) -> SliceEvidence:
         """The evidence of a mask (compared with the current neighbour)."""
@@ -193,18 +176,10 @@ class ObjectFollower:
         in_band[window] = ndimage.binary_fill_holes(in_band[window])
         return in_band
 
-    def follow(self, mask: np.ndarray, raw: np.ndarray | None = None) -> None:
-        """`mask` is the object on the newest slice: the next box is formed from it; `raw`,
-        the model's mask before the cut, says how much room it left in its box (a locked
-        mask, given without it, leaves the full margin)."""
+    def follow(self, mask: np.ndarray) -> None:
+        """`mask` is the object on the newest slice: the next box is formed from it."""
         if mask.any():
             self.guide = mask
-        self.room = 1.0
-        if raw is not None and raw.any() and self._asked is not None:
-            asked, margin = self._asked
-            reached = Box.around(raw)
-            gap = np.mean([reached.x0 - asked.x0, reached.y0 - asked.y0, asked.x1 - reached.x1, asked.y1 - reached.y1])
-            self.room = float(np.clip(gap / margin, 0.0, 1.0))
 
 
 class EndFinder:

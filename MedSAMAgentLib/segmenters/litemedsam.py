@@ -218,7 +218,7 @@ class LiteMedSAM(Segmenter):
             raw = prediction.mask
             evidence = follower.measure(image, raw, prediction.score)
             kept = follower.kept(image, raw)
-            follower.follow(kept, raw)
+            follower.follow(kept)
             yield slice_index, kept, evidence
 
 

@@ -38,27 +38,6 @@ def test_the_next_box_is_the_neighbours_box_grown_by_the_margin():
     assert follower.next_box().as_list() == [9.0, 9.0, 19.0, 19.0]
 
 
-def test_a_mask_that_filled_its_box_grows_the_next_box_by_the_floor_only():
-    """The margin is scaled by the room the model's raw mask left inside the box it was
-    asked with: none left, the 3 px floor; the full margin left, the full margin."""
-    shape = (100, 100)
-    follower = ObjectFollower(TrackingRules(), grey_image(100, shape), square(20, 50, shape), seed_score=0.9)
-    asked = follower.next_box()
-    assert asked.as_list() == pytest.approx([15.1, 15.1, 73.9, 73.9])  # 10% of 49 px
-    spilled = np.zeros(shape, bool)
-    spilled[16:74, 16:74] = True  # to within 0.9 px of every side
-    follower.follow(square(20, 50, shape), spilled)
-    assert follower.next_box().as_list() == [17.0, 17.0, 72.0, 72.0]  # 10% of 49 px times 0.9 / 4.9: under the floor
-    half = np.zeros(shape, bool)
-    half[18:72, 18:72] = True  # 1 px of room on every side of [17, 72]: a third of its 3 px margin
-    follower.follow(square(20, 50, shape), half)
-    assert follower.next_box().as_list() == [17.0, 17.0, 72.0, 72.0]  # 10% of 49 px, a third of it: under the floor
-    follower.follow(square(20, 50, shape), square(25, 40, shape))  # room to spare: the full margin
-    assert follower.next_box().as_list() == pytest.approx([15.1, 15.1, 73.9, 73.9])
-    follower.follow(square(20, 50, shape))  # a locked mask: the full margin
-    assert follower.next_box().as_list() == pytest.approx([15.1, 15.1, 73.9, 73.9])
-
-
 def test_a_mask_is_kept_cut_to_the_seeds_grey_band_with_its_holes_filled():
     follower = ObjectFollower(TrackingRules(grey_band=2.0), graded_seed(40), square(10, 10), seed_score=0.9)
     image = grey_image(100)
