@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cases import BENCHMARK, CHECK, Case, folds, load_case  # noqa: E402
 from benchmarks.encodings import store_encodings  # noqa: E402
-from benchmarks.propagation_quality import extent  # noqa: E402
+from benchmarks.propagation_quality import extent, propagated  # noqa: E402
 from benchmarks.tracks import drawn_box  # noqa: E402
 from MedSAMAgentLib.errors import MedSAMAgentError  # noqa: E402
 from MedSAMAgentLib.metrics import dice  # noqa: E402
@@ -53,7 +53,7 @@ def worst_followed(case: Case, stack: np.ndarray) -> int | None:
 def measure(segmenter, case: Case) -> dict:
     key = case.largest_slice
     tight = SlicePrompts(box=drawn_box(case.truth[key], "tight"))
-    before = segment_volume(segmenter, case.frames, VolumeRequest(key, tight))
+    before = propagated(segmenter, case, "tight")
     row = {"before": dice(before, case.truth), "before ends": extent(before)}
     second = worst_followed(case, before)
     if second is None:
