@@ -104,13 +104,16 @@ class SegmentationOutcome:
     corrections: list[int] = field(default_factory=list)
 
     def summary(self, geometry: Geometry, seconds: float | None = None) -> str:
-        """Voxels, mL, slices holding the object, and seconds (the job's, or `seconds`)."""
+        """Voxels, mL, the slices holding the object and the first and last of them (where
+        the user checks the ends, in the numbering `--slice` and `--range` take), and seconds
+        (the job's, or `seconds`)."""
         voxels = int(self.mask.sum())
         millilitres = voxels * geometry.voxel_volume_ml
         plane = SlicePlane.for_view(geometry, self.view)
-        slices = int(plane.to_display(self.mask).any(axis=(1, 2)).sum())
+        held = np.flatnonzero(plane.to_display(self.mask).any(axis=(1, 2)))
+        extent = f" ({held[0]} to {held[-1]})" if len(held) else ""
         seconds = self.seconds if seconds is None else seconds
-        return f"{voxels} voxels, {millilitres:.1f} mL, {slices} {self.view} slices, {seconds:.1f} s"
+        return f"{voxels} voxels, {millilitres:.1f} mL, {len(held)} {self.view} slices{extent}, {seconds:.1f} s"
 
 
 class Engine(ABC):

@@ -58,7 +58,7 @@ def test_a_ras_box_across_slices_gives_the_range_and_is_the_box_on_the_key_slice
     assert (flat.key_slice, flat.slice_range, flat.prompts) == (KEY + 1, None, SlicePrompts(box))
 
 
-def test_a_ras_box_across_slices_segments_as_a_flat_box_over_that_range(tmp_path, phantom, litemedsam, monkeypatch):
+def test_a_ras_box_across_slices_segments_as_a_flat_box_over_that_range(tmp_path, phantom, litemedsam, monkeypatch, capsys):
     """The 3D box as a prompt: the object is followed over the box's slices whole, exactly as
     the same box on the key slice with --range."""
     from MedSAMAgentLib import segmenters
@@ -82,3 +82,4 @@ def test_a_ras_box_across_slices_segments_as_a_flat_box_over_that_range(tmp_path
     ranged = run("ranged", "--slice", str(KEY), "--box", *map(str, (i0, j0, i1, j1)), "--range", str(KEY - 2), str(KEY + 2))
     np.testing.assert_array_equal(across, ranged)
     assert np.flatnonzero(across.any(axis=(1, 2))).tolist() == list(range(KEY - 2, KEY + 3))
+    assert f"5 axial slices ({KEY - 2} to {KEY + 2})" in capsys.readouterr().err  # where the user checks the ends
