@@ -1,20 +1,25 @@
-"""How well does LiteMedSAM's propagation follow real anatomy, whatever box is drawn?
+"""How well does propagation follow real anatomy, whatever box is drawn?
 
-For each case (`cases.py`: the benchmark's, or the structures it never shows with
-`--set check`), through the shipped code path (`segment_volume`, default rules):
+LiteMedSAM (the embedded default) unless `--segmenter medsam2 --checkpoint FILE` (MedSAM2's
+video propagation, its object score ending the object; on a GPU with `--device cuda`). For
+each case (`cases.py`: the benchmark's, or the structures it never shows with `--set
+check`), through the shipped code path (`segment_volume`, default rules):
 
-- the oracle: LiteMedSAM given the label's tight box on every labelled slice;
+- the oracle: the same model given the label's tight box on every labelled slice (MedSAM2
+  in its own 512 px configuration);
 - the seed box on the label's largest slice drawn five ways (tight, 2, 5 and 10 px
   outside, 3 px outside and shifted by 10%), propagated without a range: 3D Dice, and the
   first and last slices against the label's;
 - the tight box with the label's own slice range (the 3D box).
 
 Then the means, each box's loss against the oracle, how many ends miss by more than 2
-slices, and how far the Dice moves with the box. Held-out figures for the evidence
-weights come from `evidence_fit.py`. CPU and runtime are printed first.
+slices, and how far the Dice moves with the box. A run the model finds nothing for counts
+as an empty result, marked "failed". Held-out figures for LiteMedSAM's evidence weights
+come from `evidence_fit.py`. The processor, device and runtime are printed first.
 
     python benchmarks/propagation_quality.py [--set benchmark|check] [--cases NAME ...]
-                                             [--runtime auto|torch|openvino] [--encodings DIR]
+        [--segmenter litemedsam|medsam2] [--checkpoint FILE] [--device cpu|cuda|...]
+        [--runtime auto|torch|openvino] [--encodings DIR]
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.cases import BENCHMARK, CHECK, Case, load_case  # noqa: E402
 from benchmarks.encodings import store_encodings  # noqa: E402
 from benchmarks.tracks import BOXES, drawn_box  # noqa: E402
+from MedSAMAgentLib.errors import MedSAMAgentError  # noqa: E402
 from MedSAMAgentLib.metrics import dice  # noqa: E402
 from MedSAMAgentLib.prompts import Box, SlicePrompts  # noqa: E402
 from MedSAMAgentLib.propagation import VolumeRequest, segment_volume  # noqa: E402
+from MedSAMAgentLib.segmenters import Segmenter, create_segmenter  # noqa: E402
 from MedSAMAgentLib.segmenters.litemedsam import LiteMedSAM  # noqa: E402
 from MedSAMAgentLib.segmenters.runtimes.hardware import cpu_name  # noqa: E402
 
@@ -41,14 +48,14 @@ END_TOLERANCE = 2  # slices
 BOX_TOLERANCE = 0.05  # Dice
 
 
-def oracle(segmenter: LiteMedSAM, case: Case) -> np.ndarray:
+def oracle(segmenter: Segmenter, case: Case) -> np.ndarray:
     result = np.zeros_like(case.truth)
     for index in np.flatnonzero(case.truth.any(axis=(1, 2))):
         result[index] = segmenter.predict_slice(case.frames[index], SlicePrompts(box=Box.around(case.truth[index]))).mask
     return result
 
 
-def propagated(segmenter: LiteMedSAM, case: Case, how: str, slice_range=None) -> np.ndarray:
+def propagated(segmenter: Segmenter, case: Case, how: str, slice_range=None) -> np.ndarray:
     key = case.largest_slice
     request = VolumeRequest(key, SlicePrompts(box=drawn_box(case.truth[key], how)), slice_range=slice_range)
     return segment_volume(segmenter, case.frames, request)
@@ -63,14 +70,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("benchmark", "check"), default="benchmark")
     parser.add_argument("--cases", nargs="+", help="these cases only (names as in cases.py)")
+    parser.add_argument("--segmenter", choices=("litemedsam", "medsam2"), default="litemedsam")
+    parser.add_argument("--checkpoint", help="the model's weights (LiteMedSAM's default: the installed ones)")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--runtime", default="auto")
-    parser.add_argument("--encodings", type=Path, help="keep the image encodings here between runs")
+    parser.add_argument("--encodings", type=Path, help="keep LiteMedSAM's image encodings here between runs")
     args = parser.parse_args()
+    if args.encodings and args.segmenter != "litemedsam":
+        parser.error("--encodings keeps LiteMedSAM's encodings only")
     names = args.cases or (BENCHMARK if args.set == "benchmark" else CHECK)
-    segmenter = LiteMedSAM(device="cpu", runtime=args.runtime, cache_size=512)
+    if args.segmenter == "litemedsam":
+        segmenter = LiteMedSAM(checkpoint=args.checkpoint, device=args.device, runtime=args.runtime, cache_size=512)
+    else:  # the oracle in the configuration propagation runs in
+        segmenter = create_segmenter("medsam2", args.checkpoint, args.device, args.runtime, medsam2_turn_size=512)
     if args.encodings:
         store_encodings(segmenter, args.encodings)
-    print(f"{cpu_name()}; LiteMedSAM on {segmenter.runtime.name} {segmenter.runtime.precision}")
+    print(f"{cpu_name()}; {segmenter.name} on {segmenter.device}, {segmenter.runtime.name} {segmenter.runtime.precision}")
     columns = (*BOXES, "true range")
     print(f"{'case':32s} {'label':>7s} {'oracle':>6s} " + " ".join(f"{c:>15s}" for c in columns))
     results: dict[str, dict[str, float]] = {}
@@ -83,11 +98,15 @@ def main() -> None:
         row = {"oracle": dice(oracle(segmenter, case), case.truth)}
         cells = []
         for how in columns:
-            stack = propagated(segmenter, case, "tight", case.extent) if how == "true range" else propagated(segmenter, case, how)
+            try:
+                stack = propagated(segmenter, case, "tight", case.extent) if how == "true range" else propagated(segmenter, case, how)
+                failed = False
+            except MedSAMAgentError:  # the user gets no result
+                stack, failed = np.zeros_like(case.truth), True
             row[how] = dice(stack, case.truth)
             ends = extent(stack)
             if ends is None:
-                cells.append(f"{row[how]:.3f}(empty)")
+                cells.append(f"{row[how]:.3f}({'failed' if failed else 'empty'})")
                 ends = (-10**6, -10**6)
             else:
                 cells.append(f"{row[how]:.3f}({ends[0] - first:+d}/{ends[1] - last:+d})")
