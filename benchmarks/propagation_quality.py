@@ -66,6 +66,12 @@ def extent(stack: np.ndarray) -> tuple[int, int] | None:
     return (int(present[0]), int(present[-1])) if len(present) else None
 
 
+def ends_against(found: tuple[int, int] | None, case: Case) -> str:
+    """A result's first and last slices against the label's ("+0/-1"), or "empty"."""
+    first, last = case.extent
+    return "empty" if found is None else f"{found[0] - first:+d}/{found[1] - last:+d}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("benchmark", "check"), default="benchmark")
@@ -105,11 +111,9 @@ def main() -> None:
                 stack, failed = np.zeros_like(case.truth), True
             row[how] = dice(stack, case.truth)
             ends = extent(stack)
+            cells.append(f"{row[how]:.3f}({'failed' if failed else ends_against(ends, case)})")
             if ends is None:
-                cells.append(f"{row[how]:.3f}({'failed' if failed else 'empty'})")
                 ends = (-10**6, -10**6)
-            else:
-                cells.append(f"{row[how]:.3f}({ends[0] - first:+d}/{ends[1] - last:+d})")
             if how in ends_missed and max(abs(ends[0] - first), abs(ends[1] - last)) > END_TOLERANCE:
                 ends_missed[how] += 1
         box_moves.append(max(row[how] for how in BOXES) - min(row[how] for how in BOXES))

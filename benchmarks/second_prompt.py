@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cases import BENCHMARK, CHECK, Case, folds, load_case  # noqa: E402
 from benchmarks.encodings import store_encodings  # noqa: E402
-from benchmarks.propagation_quality import extent, propagated  # noqa: E402
+from benchmarks.propagation_quality import ends_against, extent, propagated  # noqa: E402
 from benchmarks.tracks import drawn_box  # noqa: E402
 from MedSAMAgentLib.errors import MedSAMAgentError  # noqa: E402
 from MedSAMAgentLib.metrics import dice  # noqa: E402
@@ -70,11 +70,6 @@ def measure(segmenter, case: Case) -> dict:
             "boxed after": dice(after[second], case.truth[second]),
             "between": dice(after[low:high + 1], case.truth[low:high + 1]),
             "update": dice(update, case.truth), "update matches": bool(np.array_equal(update, after))}
-
-
-def ends(found: tuple[int, int] | None, case: Case) -> str:
-    first, last = case.extent
-    return "empty" if found is None else f"{found[0] - first:+d}/{found[1] - last:+d}"
 
 
 def summary(rows: dict[str, dict]) -> None:
@@ -121,13 +116,13 @@ def main() -> None:
         case = load_case(name)
         row = rows[name] = measure(segmenter, case)
         first, last = case.extent
-        cells = f"{row['before']:.3f}({ends(row['before ends'], case)})"
+        cells = f"{row['before']:.3f}({ends_against(row['before ends'], case)})"
         if "second" in row:
             cells = f"{cells:>14s} {row['second']:6d} {row['boxed before']:.2f}->"
             if "error" in row:
                 cells += f"  error: {row['error']}"
             else:
-                cells += (f"{row['boxed after']:.2f} {row['after']:.3f}({ends(row['after ends'], case)}) "
+                cells += (f"{row['boxed after']:.2f} {row['after']:.3f}({ends_against(row['after ends'], case)}) "
                           f"{row['between']:.3f} {row['update']:.3f}")
         print(f"{name:32s} {first:3d}-{last:<3d} {cells}", flush=True)
     summary(rows)
